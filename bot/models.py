@@ -1,0 +1,59 @@
+"""What an answer is, as every transport (terminal, Discord, JSON) sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A numbered source: `quote` is exactly `article.text[start:end]`, checked before use."""
+
+    n: int
+    article_id: str
+    title: str
+    source: str
+    chunk_id: str
+    start: int
+    end: int
+    quote: str
+    score: float
+    url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "article_id": self.article_id,
+            "title": self.title,
+            "source": self.source,
+            "chunk_id": self.chunk_id,
+            "start": self.start,
+            "end": self.end,
+            "quote": self.quote,
+            "score": round(self.score, 6),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """`text` carries `[n]` markers that refer to `citations[n-1]`.
+
+    When `found` is False the text says the articles do not answer the question and the
+    citations are the closest sources offered instead (nothing is claimed from them).
+    """
+
+    question: str
+    text: str
+    found: bool
+    citations: list[Citation] = field(default_factory=list)
+    answerer: str = "extractive"  # or "llm"
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "found": self.found,
+            "citations": [c.to_json() for c in self.citations],
+        }

@@ -1,0 +1,75 @@
+"""The one settings model of the project: the index's fields plus the bot's.
+
+Read from the environment and `.env` by entry points only (`python -m bot`, `python -m
+index`); every field is documented in `.env.example`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from index.settings import IndexSettings
+
+DISCORD_API = "https://discord.com/api/v10"
+DISCORD_GATEWAY = "wss://gateway.discord.gg/"
+
+
+def _id_list(value: object) -> object:
+    """Accept `1,2,3`, `1 2 3` or a JSON list from the environment."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part for part in text.replace(",", " ").split() if part]
+    return value
+
+
+IdList = Annotated[list[int], NoDecode]
+
+
+class Settings(IndexSettings):
+    """Everything `python -m bot` needs, on top of the index settings."""
+
+    # Answering
+    search_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
+    answer_max_sentences: int = Field(2, ge=1, le=10)
+    answer_max_words: int = Field(60, ge=10, le=1000)
+    abstain_threshold: float = Field(
+        0.5, description="Evidence score under which the bot says the articles do not say."
+    )
+    max_question_length: int = Field(500, ge=10, le=4000)
+
+    # Optional LLM answerer (any OpenAI-compatible Chat Completions endpoint)
+    llm_base_url: str | None = Field(None, description="e.g. http://localhost:11434/v1")
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout: float = Field(30.0, gt=0)
+    llm_max_tokens: int = Field(400, ge=16)
+
+    # Discord
+    discord_token: SecretStr | None = None
+    discord_guild_ids: IdList = Field(default_factory=list)
+    discord_admin_user_ids: IdList = Field(default_factory=list)
+    discord_api_base_url: str = DISCORD_API
+    discord_gateway_url: str = DISCORD_GATEWAY
+    discord_cooldown_seconds: float = Field(10.0, ge=0)
+    discord_private_by_default: bool = False
+    discord_answer_mentions: bool = True
+    index_poll_seconds: float = Field(
+        5.0, gt=0, description="How often a running bot looks for a newly published index."
+    )
+    feedback_db: Path = Path("data/feedback.sqlite")
+
+    _ids = field_validator("discord_guild_ids", "discord_admin_user_ids", mode="before")(
+        classmethod(lambda cls, v: _id_list(v))
+    )
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)

@@ -1,0 +1,136 @@
+"""Where chunk boundaries are chosen.
+
+Chunks are windows of whole sentences, sized in the embedder's own word pieces so that the
+embedded input (title + chunk) never exceeds the model's `max_seq_length`: anything past it
+would be silently cut by the model and be invisible to search. Consecutive windows overlap
+by whole sentences, so a fact that straddles a boundary is still whole in one chunk. Each
+chunk keeps character offsets into the article text, which is what lets a citation quote and
+point at the exact passage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .embedder import Tokenizer, document_input
+from .models import Article, Chunk
+from .sentences import sentence_spans
+
+TITLE_TOKEN_CAP = 48  # a long title must not crowd out the passage it labels
+SPECIAL_TOKENS = 2  # [CLS] and [SEP]
+_BACKOFF = 16  # word pieces searched back for a word start when a sentence must be cut
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkerConfig:
+    max_tokens: int
+    overlap_tokens: int
+    max_seq_length: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "chunk_tokens": self.max_tokens,
+            "chunk_overlap_tokens": self.overlap_tokens,
+            "max_seq_length": self.max_seq_length,
+        }
+
+
+def embedding_title(title: str, tokenizer: Tokenizer) -> str:
+    """The title as embedded: cut after TITLE_TOKEN_CAP word pieces, at a word boundary."""
+    enc = tokenizer(title, add_special_tokens=False, return_offsets_mapping=True)
+    offsets = enc["offset_mapping"]
+    if len(offsets) <= TITLE_TOKEN_CAP:
+        return title
+    return title[: offsets[TITLE_TOKEN_CAP][0]].rstrip()
+
+
+def _units(
+    text: str, spans: list[tuple[int, int]], tokenizer: Tokenizer, budget: int
+) -> list[tuple[int, int, int]]:
+    """Sentence spans with their word-piece counts; sentences over budget are cut in pieces."""
+    if not spans:
+        return []
+    enc = tokenizer(
+        [text[s:e] for s, e in spans], add_special_tokens=False, return_offsets_mapping=True
+    )
+    units: list[tuple[int, int, int]] = []
+    for (s, e), offsets in zip(spans, enc["offset_mapping"], strict=True):
+        n = len(offsets)
+        if n <= budget:
+            units.append((s, e, max(n, 1)))
+            continue
+        sentence = text[s:e]
+        i = 0
+        while i < n:
+            j = min(i + budget, n)
+            if j < n:
+                # Back off to a token that starts a word, so no word is split across chunks.
+                k = j
+                while k > i + budget - _BACKOFF and k > i + 1:
+                    start_char = offsets[k][0]
+                    if start_char > 0 and sentence[start_char - 1].isspace():
+                        break
+                    k -= 1
+                else:
+                    k = j
+                j = k
+            cut_start = s + offsets[i][0]
+            cut_end = s + offsets[j - 1][1]
+            units.append((cut_start, cut_end, j - i))
+            i = j
+    return units
+
+
+def chunk_article(article: Article, tokenizer: Tokenizer, config: ChunkerConfig) -> list[Chunk]:
+    """Split an article into overlapping sentence windows that fit the embedder."""
+    title = embedding_title(article.title, tokenizer)
+    title_tokens = len(tokenizer(title, add_special_tokens=False)["input_ids"]) if title else 0
+    budget = min(config.max_tokens, config.max_seq_length - SPECIAL_TOKENS - title_tokens)
+    budget = max(budget, 8)
+    overlap = min(config.overlap_tokens, budget // 2)
+    text = article.text
+    units = _units(text, sentence_spans(text), tokenizer, budget)
+    windows = _pack(units, budget, overlap)
+    chunks = [(text[units[a][0] : units[b][1]], units[a][0], units[b][1]) for a, b in windows]
+    counts = _token_counts(tokenizer, [document_input(title, c[0]) for c in chunks])
+    return [
+        Chunk(article.id, i, start, end, chunk_text, tokens)
+        for i, ((chunk_text, start, end), tokens) in enumerate(zip(chunks, counts, strict=True))
+    ]
+
+
+def _pack(units: list[tuple[int, int, int]], budget: int, overlap: int) -> list[tuple[int, int]]:
+    """Greedy windows `(first_unit, last_unit)`; each next window re-takes trailing sentences
+    of the previous one worth at most `overlap` tokens, always moving forward."""
+    windows: list[tuple[int, int]] = []
+    first = 0
+    while first < len(units):
+        total = 0
+        last = first
+        while last < len(units) and total + units[last][2] <= budget:
+            total += units[last][2]
+            last += 1
+        last = max(last - 1, first)
+        windows.append((first, last))
+        if last == len(units) - 1:
+            break
+        nxt = last + 1
+        carried = 0
+        while nxt - 1 > first and carried + units[nxt - 1][2] <= overlap:
+            nxt -= 1
+            carried += units[nxt][2]
+        first = nxt
+    return windows
+
+
+def _token_counts(tokenizer: Tokenizer, texts: Sequence[str]) -> list[int]:
+    if not texts:
+        return []
+    return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+
+
+def embedding_inputs(title: str, chunks: Sequence[Chunk], tokenizer: Tokenizer) -> list[str]:
+    """The exact strings embedded for an article's chunks (the counts above refer to them)."""
+    t = embedding_title(title, tokenizer)
+    return [document_input(t, c.text) for c in chunks]

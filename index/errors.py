@@ -1,0 +1,25 @@
+"""Errors of the index package.
+
+Every exception here carries a message written for the person at the keyboard (an operator
+at the CLI or a Discord user): callers may show `str(error)` as it is.
+"""
+
+
+class IndexError_(Exception):
+    """Base class: a problem with the index that the user can act on."""
+
+
+class IndexNotBuilt(IndexError_):
+    """No published index in the folder yet."""
+
+
+class IndexMismatch(IndexError_):
+    """The index was built with another model, chunker or format version."""
+
+
+class RebuildBusy(IndexError_):
+    """Another rebuild holds the lock on the index folder."""
+
+
+class EmbedderUnavailable(IndexError_):
+    """The embedding model could not be loaded."""

@@ -1,0 +1,88 @@
+"""BM25 over chunks (title + text), via bm25s.
+
+Dense vectors miss rare names and numbers that a question shares word for word with the
+passage; BM25 catches them. Scores for the whole collection are computed per query (sparse,
+proportional to the postings of the query's terms), which lets hybrid search give every
+candidate an exact lexical score instead of guessing for those outside BM25's own top k.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+
+# Words that carry no topic in a question; bm25s's English list keeps many of them.
+QUESTION_WORDS = [
+    "what", "which", "who", "whom", "whose", "when", "where", "why", "how",
+    "did", "does", "do", "done", "say", "said", "tell", "told", "many", "much",
+]  # fmt: skip
+
+_STEMMER = Stemmer.Stemmer("english")
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each build at DEBUG
+
+
+def _tokenize(texts: Sequence[str], stopwords: list[str] | str) -> list[list[str]]:
+    return bm25s.tokenize(
+        list(texts),
+        stopwords=stopwords,
+        stemmer=_STEMMER,
+        return_ids=False,
+        show_progress=False,
+    )
+
+
+def query_terms(text: str) -> list[str]:
+    """Stemmed content terms of a question (also used by the answerer for overlap)."""
+    return _tokenize([text], _query_stopwords())[0]
+
+
+def document_terms(text: str) -> list[str]:
+    return _tokenize([text], "en")[0]
+
+
+def _query_stopwords() -> list[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return [*STOPWORDS_EN, *QUESTION_WORDS]
+
+
+class LexicalIndex:
+    """A BM25 index whose document order is the chunk rows of the metadata database."""
+
+    def __init__(self, retriever: bm25s.BM25, size: int) -> None:
+        self._retriever = retriever
+        self.size = size
+        self._stopwords = _query_stopwords()
+
+    @classmethod
+    def build(cls, documents: Sequence[str]) -> LexicalIndex:
+        retriever = bm25s.BM25()
+        tokens = bm25s.tokenize(
+            list(documents), stopwords="en", stemmer=_STEMMER, show_progress=False
+        )
+        retriever.index(tokens, show_progress=False)
+        return cls(retriever, len(documents))
+
+    def save(self, folder: Path) -> None:
+        self._retriever.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path, size: int) -> LexicalIndex:
+        retriever = bm25s.BM25.load(str(folder), mmap=False, show_progress=False)
+        return cls(retriever, size)
+
+    def scores(self, query: str) -> np.ndarray | None:
+        """BM25 score of every document for `query`, or None when it has no usable term."""
+        if self.size == 0:
+            return None
+        terms = _tokenize([query], self._stopwords)[0]
+        vocab = self._retriever.vocab_dict
+        known = [t for t in terms if t in vocab]
+        if not known:
+            return None
+        return np.asarray(self._retriever.get_scores(known), dtype=np.float32)

@@ -1,0 +1,238 @@
+"""Incremental rebuilds: re-embed only what changed, carry the rest over, publish atomically.
+
+An article is unchanged when its content hash matches the published version's and the
+published version was built with the same model and chunker settings; its chunks and vectors
+are copied forward instead of being recomputed, which is what keeps a nightly rebuild of a
+large, mostly stable collection cheap. The model is loaded only when something needs
+embedding, so a rebuild that finds nothing new finishes in the time it takes to read files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from . import ann
+from .articles import load_articles
+from .chunking import ChunkerConfig, chunk_article, embedding_inputs
+from .embedder import Embedder
+from .errors import IndexMismatch, IndexNotBuilt
+from .models import Article, Chunk, RebuildReport
+from .settings import IndexSettings
+from .store import StoredIndex, VersionWriter, collect_garbage, open_current, rebuild_lock
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+"""Called as (stage, done, total); stages: load, chunk, embed, write, done."""
+
+EMBED_BLOCK = 2048  # chunks per encode call: bounds memory and paces progress reports
+
+
+def content_hash(article: Article) -> str:
+    payload = json.dumps([article.title, article.text, article.url, article.date, article.source])
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def ann_config(settings: IndexSettings) -> ann.AnnConfig:
+    return ann.AnnConfig(
+        index_type=settings.index_type,
+        ann_threshold=settings.ann_threshold,
+        hnsw_m=settings.hnsw_m,
+        hnsw_ef_construction=settings.hnsw_ef_construction,
+        hnsw_ef_search=settings.hnsw_ef_search,
+        ivf_nprobe=settings.ivf_nprobe,
+    )
+
+
+def _chunker_settings(settings: IndexSettings) -> dict[str, int]:
+    return {
+        "chunk_tokens": settings.chunk_tokens,
+        "chunk_overlap_tokens": settings.chunk_overlap_tokens,
+    }
+
+
+@dataclass(slots=True)
+class _Plan:
+    articles: list[tuple[Article, str]]
+    previous: StoredIndex | None
+    reuse: dict[str, object]  # article id -> StoredArticle of the previous version
+    to_embed: list[Article]
+
+
+def rebuild(
+    settings: IndexSettings,
+    get_embedder: Callable[[], Embedder],
+    *,
+    full: bool = False,
+    show_progress: bool = False,
+    on_progress: Progress | None = None,
+) -> RebuildReport:
+    """Index `settings.articles_dir` into `settings.index_dir`.
+
+    Raises:
+        RebuildBusy: another rebuild holds the folder's lock.
+        FileNotFoundError, NotADirectoryError: the articles folder is missing.
+        EmbedderUnavailable: the model could not be loaded.
+    """
+    started = time.perf_counter()
+    notify = on_progress or (lambda stage, done, total: None)
+    root = settings.index_dir
+    report = RebuildReport(full=full)
+    with rebuild_lock(root):
+        notify("load", 0, 0)
+        loaded = load_articles(settings.articles_dir)
+        report.skipped = loaded.skipped
+        plan = _plan(settings, loaded.articles, full, report)
+        try:
+            report.articles = len(plan.articles)
+            if not (report.added or report.updated or report.removed) and not _layout_changed(
+                plan.previous, settings
+            ):
+                assert plan.previous is not None
+                report.chunks = plan.previous.size
+                report.version = plan.previous.version
+                report.seconds = time.perf_counter() - started
+                notify("done", report.articles, report.articles)
+                return report
+            embedder = get_embedder() if plan.to_embed or plan.previous is None else None
+            new_chunks, new_vectors = _embed(
+                plan.to_embed, embedder, settings, show_progress, notify
+            )
+            if embedder is not None:
+                dimension, max_len, model = (
+                    embedder.dimension, embedder.max_seq_length, embedder.name
+                )  # fmt: skip
+            else:
+                assert plan.previous is not None
+                m = plan.previous.manifest
+                dimension, max_len, model = m.dimension, m.max_seq_length, m.model
+            writer = VersionWriter(root, dimension)
+            notify("write", 0, len(plan.articles))
+            for article, digest in plan.articles:
+                old = plan.reuse.get(article.id)
+                if old is not None and plan.previous is not None:
+                    chunks = plan.previous.stored_chunks(old)  # type: ignore[arg-type]
+                    first = old.first_chunk  # type: ignore[attr-defined]
+                    vectors = np.asarray(plan.previous.vectors[first : first + len(chunks)])
+                else:
+                    chunks, vectors = new_chunks[article.id], new_vectors[article.id]
+                writer.add(article, digest, chunks, vectors)
+            manifest = writer.publish(
+                {
+                    "model": model,
+                    "chunker": _chunker_settings(settings),
+                    "extra": {"index_type_setting": settings.index_type},
+                    "build_seconds": time.perf_counter() - started,
+                },
+                ann_config(settings),
+                max_len,
+            )
+        finally:
+            if plan.previous is not None:
+                plan.previous.close()
+        collect_garbage(root, settings.keep_versions)
+    report.chunks = manifest.chunks
+    report.version = manifest.version
+    report.published = True
+    report.seconds = time.perf_counter() - started
+    notify("done", report.articles, report.articles)
+    return report
+
+
+def _plan(
+    settings: IndexSettings, articles: list[Article], full: bool, report: RebuildReport
+) -> _Plan:
+    previous: StoredIndex | None = None
+    try:
+        previous = open_current(settings.index_dir)
+    except IndexNotBuilt:
+        pass
+    except IndexMismatch as exc:
+        log.warning("%s: rebuilding everything", exc)
+    compatible = (
+        previous is not None
+        and not full
+        and previous.manifest.model == settings.embedding_model
+        and previous.manifest.chunker == _chunker_settings(settings)
+    )
+    if previous is not None and not compatible and not full:
+        log.info("model or chunker settings changed since the last build: full rebuild")
+        report.full = True
+    old = {a.id: a for a in previous.articles()} if previous is not None else {}
+    pairs = [(a, content_hash(a)) for a in sorted(articles, key=lambda a: a.id)]
+    reuse: dict[str, object] = {}
+    to_embed: list[Article] = []
+    for article, digest in pairs:
+        prior = old.get(article.id)
+        if prior is None:
+            report.added += 1
+            to_embed.append(article)
+        elif compatible and prior.hash == digest:
+            report.unchanged += 1
+            reuse[article.id] = prior
+        else:
+            report.updated += 1
+            to_embed.append(article)
+    current_ids = {a.id for a, _ in pairs}
+    report.removed = sum(1 for aid in old if aid not in current_ids)
+    return _Plan(pairs, previous, reuse, to_embed)
+
+
+def _layout_changed(previous: StoredIndex | None, settings: IndexSettings) -> bool:
+    """Whether the published version must be rewritten even though no article changed."""
+    if previous is None:
+        return True
+    return previous.manifest.extra.get("index_type_setting") != settings.index_type
+
+
+def _embed(
+    articles: list[Article],
+    embedder: Embedder | None,
+    settings: IndexSettings,
+    show_progress: bool,
+    notify: Progress,
+) -> tuple[dict[str, list[Chunk]], dict[str, np.ndarray]]:
+    chunks_by_article: dict[str, list[Chunk]] = {}
+    if not articles or embedder is None:
+        return chunks_by_article, {}
+    config = ChunkerConfig(
+        settings.chunk_tokens, settings.chunk_overlap_tokens, embedder.max_seq_length
+    )
+    inputs: list[str] = []
+    owners: list[str] = []
+    for i, article in enumerate(
+        tqdm(articles, desc="chunking", unit="article", disable=not show_progress)
+    ):
+        chunks = chunk_article(article, embedder.tokenizer, config)
+        chunks_by_article[article.id] = chunks
+        inputs.extend(embedding_inputs(article.title, chunks, embedder.tokenizer))
+        owners.extend([article.id] * len(chunks))
+        if i % 200 == 0:
+            notify("chunk", i, len(articles))
+    total = len(inputs)
+    parts: list[np.ndarray] = []
+    with tqdm(total=total, desc="embedding", unit="chunk", disable=not show_progress) as bar:
+        for start in range(0, total, EMBED_BLOCK):
+            block = inputs[start : start + EMBED_BLOCK]
+            parts.append(embedder.encode_documents(block, batch_size=settings.embedding_batch_size))
+            bar.update(len(block))
+            notify("embed", min(start + EMBED_BLOCK, total), total)
+    vectors = (
+        np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), dtype=np.float32)
+    )
+    by_article: dict[str, np.ndarray] = {}
+    pos = 0
+    for article in articles:
+        n = len(chunks_by_article[article.id])
+        by_article[article.id] = vectors[pos : pos + n]
+        pos += n
+    assert pos == len(owners)
+    return chunks_by_article, by_article

