@@ -97,8 +97,9 @@ def normalise_text(s: str) -> str:
     and the whole is stripped.
     """
     s = s.replace("\r\n", "\n").replace("\r", "\n")
-    s = unicodedata.normalize("NFC", s)
+    # controls go before composing: one between a letter and its accent would block it
     s = _CONTROL_CHARS.sub("", s)
+    s = unicodedata.normalize("NFC", s)
     s = _TRAILING_SPACE.sub("", s)
     s = _BLANK_RUNS.sub("\n\n", s)
     return s.strip()
