@@ -28,6 +28,8 @@ class AnnConfig:
     ivf_nprobe: int = 32
 
     def resolve(self, n: int) -> str:
+        if self.index_type == "ivf" and n == 0:
+            return "flat"  # nothing to train the clusters on
         if self.index_type != "auto":
             return self.index_type
         return "hnsw" if n >= self.ann_threshold else "flat"

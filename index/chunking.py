@@ -88,12 +88,20 @@ def chunk_article(article: Article, tokenizer: Tokenizer, config: ChunkerConfig)
     title_tokens = len(tokenizer(title, add_special_tokens=False)["input_ids"]) if title else 0
     budget = min(config.max_tokens, config.max_seq_length - SPECIAL_TOKENS - title_tokens)
     budget = max(budget, 8)
-    overlap = min(config.overlap_tokens, budget // 2)
     text = article.text
-    units = _units(text, sentence_spans(text), tokenizer, budget)
-    windows = _pack(units, budget, overlap)
-    chunks = [(text[units[a][0] : units[b][1]], units[a][0], units[b][1]) for a, b in windows]
-    counts = _token_counts(tokenizer, [document_input(title, c[0]) for c in chunks])
+    spans = sentence_spans(text)
+    while True:
+        overlap = min(config.overlap_tokens, budget // 2)
+        units = _units(text, spans, tokenizer, budget)
+        windows = _pack(units, budget, overlap)
+        chunks = [(text[units[a][0] : units[b][1]], units[a][0], units[b][1]) for a, b in windows]
+        counts = _token_counts(tokenizer, [document_input(title, c[0]) for c in chunks])
+        # A word cut mid-way re-tokenises on its own into more pieces than it had in its
+        # sentence, so a chunk can overshoot by a few: shrink the budget and cut again.
+        excess = max(counts, default=0) - config.max_seq_length
+        if excess <= 0 or budget <= 8:
+            break
+        budget = max(budget - excess, 8)
     return [
         Chunk(article.id, i, start, end, chunk_text, tokens)
         for i, ((chunk_text, start, end), tokens) in enumerate(zip(chunks, counts, strict=True))
@@ -117,7 +125,10 @@ def _pack(units: list[tuple[int, int, int]], budget: int, overlap: int) -> list[
             break
         nxt = last + 1
         carried = 0
-        while nxt - 1 > first and carried + units[nxt - 1][2] <= overlap:
+        # carry no more than leaves room for the next new unit: else the next window would
+        # end where this one does and repeat a part of it
+        carry = min(overlap, budget - units[nxt][2])
+        while nxt - 1 > first and carried + units[nxt - 1][2] <= carry:
             nxt -= 1
             carried += units[nxt][2]
         first = nxt

@@ -52,6 +52,11 @@ def document_input(title: str, text: str) -> str:
     return f"{title}\n{text}" if title else text
 
 
+def canonical_model_name(name: str) -> str:
+    """One name per model, so that an alias does not look like a model change."""
+    return DEFAULT_EMBEDDING_MODEL if name in PACKAGED_ALIASES else name
+
+
 def resolve_model_path(name: str) -> tuple[str, bool]:
     """Map a configured model name to something SentenceTransformer can load offline.
 
@@ -137,5 +142,8 @@ def load_embedder(name: str, device: str = "cpu") -> SentenceTransformerEmbedder
     max_len = int(model.max_seq_length or model.tokenizer.model_max_length)
     log.info("loaded embedding model %s (dim %d, max_seq_length %d)", name, dim_fn(), max_len)
     return SentenceTransformerEmbedder(
-        name=name, model=model, dimension=int(dim_fn()), max_seq_length=max_len
+        name=canonical_model_name(name),
+        model=model,
+        dimension=int(dim_fn()),
+        max_seq_length=max_len,
     )

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from . import ann
 from .articles import load_articles
 from .chunking import ChunkerConfig, chunk_article, embedding_inputs
-from .embedder import Embedder
+from .embedder import Embedder, canonical_model_name
 from .errors import IndexMismatch, IndexNotBuilt
 from .models import Article, Chunk, RebuildReport
 from .settings import IndexSettings
@@ -99,6 +99,7 @@ def rebuild(
                 assert plan.previous is not None
                 report.chunks = plan.previous.size
                 report.version = plan.previous.version
+                collect_garbage(root, settings.keep_versions)  # e.g. a killed rebuild's .tmp-
                 report.seconds = time.perf_counter() - started
                 notify("done", report.articles, report.articles)
                 return report
@@ -160,7 +161,7 @@ def _plan(
     compatible = (
         previous is not None
         and not full
-        and previous.manifest.model == settings.embedding_model
+        and previous.manifest.model == canonical_model_name(settings.embedding_model)
         and previous.manifest.chunker == _chunker_settings(settings)
     )
     if previous is not None and not compatible and not full:
@@ -190,7 +191,9 @@ def _layout_changed(previous: StoredIndex | None, settings: IndexSettings) -> bo
     """Whether the published version must be rewritten even though no article changed."""
     if previous is None:
         return True
-    return previous.manifest.extra.get("index_type_setting") != settings.index_type
+    setting = previous.manifest.extra.get("index_type_setting")
+    kind = ann_config(settings).resolve(previous.size)  # auto may resolve otherwise now
+    return setting != settings.index_type or previous.manifest.index_type != kind
 
 
 def _embed(

@@ -35,6 +35,7 @@ import faiss
 import numpy as np
 
 from . import ann
+from .embedder import canonical_model_name
 from .errors import IndexMismatch, IndexNotBuilt, RebuildBusy
 from .lexical import LexicalIndex
 from .models import Article, Chunk
@@ -349,7 +350,7 @@ class StoredIndex:
         return self._lexical
 
     def check_model(self, model: str) -> None:
-        if self.manifest.model != model:
+        if self.manifest.model != canonical_model_name(model):
             raise IndexMismatch(
                 f"the index was built with embedding model {self.manifest.model!r} but "
                 f"EMBEDDING_MODEL is {model!r}: rebuild it (`python -m index rebuild --full`) "

@@ -1,0 +1,273 @@
+"""The default answerer: offline, no LLM, every word of the answer quoted from an article.
+
+It ranks the sentences of the retrieved passages by how well they answer the question and
+quotes the best one or two, each followed by its citation marker. A sentence's score blends:
+
+* its embedding similarity to the question (paraphrase);
+* idf-weighted overlap of the question's content terms (names, numbers, rare words), with
+  idf taken over the candidate sentences, so that a term every candidate shares (the topic)
+  counts less than the one that singles out the answer;
+* the retrieval score of its passage (context the sentence alone lacks);
+* whether it holds the kind of thing the question asks for (a year for "when", a number for
+  "how many", a name for "who") beyond the words of the question itself.
+
+Abstention: when the best evidence is weak (little semantic similarity and few of the
+question's terms anywhere in the passages), it says the articles do not answer and offers
+the closest sources instead of inventing an answer. The threshold is calibrated by
+`benchmarks/calibrate_abstention.py`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.embedder import Embedder
+from index.lexical import document_terms, query_terms
+from index.models import Hit
+from index.sentences import sentence_spans
+
+from .citations import cite
+from .models import Answer, Citation
+
+NOT_FOUND_TEXT = (
+    "The indexed articles don't say. These are the closest passages I found; they may not "
+    "answer your question."
+)
+NO_ARTICLES_TEXT = "The index holds no articles yet, so I can't answer that."
+
+_YEAR = re.compile(r"\b(1\d{3}|20\d{2})s?\b")
+_NUMBER = re.compile(r"\d")
+_MONTH = re.compile(
+    r"\b(January|February|March|April|May|June|July|August|September|October|November|"
+    r"December|century|centuries|decade|BC|AD|BCE|CE)\b"
+)
+_CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z\-]+")
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """Blend of the sentence features; tuned on SQuAD (benchmarks/squad_quality.py)."""
+
+    dense: float = 1.0
+    overlap: float = 1.0
+    passage: float = 0.3
+    answer_type: float = 0.15
+    second_ratio: float = 0.85  # a second sentence must score at least this share of the best
+    max_passages: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    hit_index: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    candidate: _Candidate
+    score: float
+    dense: float
+    overlap: float
+
+
+class ExtractiveAnswerer:
+    def __init__(
+        self,
+        max_sentences: int = 2,
+        max_words: int = 60,
+        abstain_threshold: float = 0.5,
+        weights: Weights | None = None,
+    ) -> None:
+        self.max_sentences = max_sentences
+        self.max_words = max_words
+        self.abstain_threshold = abstain_threshold
+        self.weights = weights or Weights()
+
+    # ------------------------------------------------------------------ public
+
+    def answer(self, question: str, hits: Sequence[Hit], embedder: Embedder) -> Answer:
+        if not hits:
+            return Answer(question, NO_ARTICLES_TEXT, found=False)
+        hits = list(hits[: self.weights.max_passages])
+        ranked = self.rank_sentences(question, hits, embedder)
+        evidence = self.evidence(question, hits, ranked)
+        if not ranked or evidence < self.abstain_threshold:
+            return self._not_found(question, hits, ranked)
+        chosen = self._choose(ranked)
+        parts: list[str] = []
+        citations: list[Citation] = []
+        for n, s in enumerate(chosen, start=1):
+            start, end = self._clip(question, s.candidate, self.max_words)
+            citations.append(cite(n, hits[s.candidate.hit_index], start, end))
+            parts.append(f"{' '.join(citations[-1].quote.split())} [{n}]")
+        return Answer(question, " ".join(parts), found=True, citations=citations)
+
+    def evidence(self, question: str, hits: Sequence[Hit], ranked: Sequence[Scored]) -> float:
+        """How strongly the passages bear on the question, on the abstention scale.
+
+        Semantic similarity alone separates answerable from unanswerable questions poorly;
+        coverage of the question's own terms (how many of its rare words the passages hold)
+        adds the lexical evidence that names and numbers need.
+        """
+        if not ranked:
+            return 0.0
+        best = max(s.dense for s in ranked)
+        return 0.5 * best + 0.5 * self.coverage(question, hits)
+
+    @staticmethod
+    def coverage(question: str, hits: Sequence[Hit]) -> float:
+        """Share of the question's content terms found in the top passages (with titles)."""
+        terms = set(query_terms(question))
+        if not terms:
+            return 0.0
+        present: set[str] = set()
+        for h in hits[:3]:
+            present.update(document_terms(f"{h.title}\n{h.text}"))
+        return len(terms & present) / len(terms)
+
+    def rank_sentences(
+        self, question: str, hits: Sequence[Hit], embedder: Embedder
+    ) -> list[Scored]:
+        candidates = [
+            _Candidate(i, hit.start + s, hit.start + e, hit.text[s:e])
+            for i, hit in enumerate(hits)
+            for s, e in sentence_spans(hit.text)
+        ]
+        if not candidates:
+            return []
+        vectors = embedder.encode_queries([question, *(c.text for c in candidates)])
+        dense = vectors[1:] @ vectors[0]
+        q_terms = query_terms(question)
+        term_sets = [set(document_terms(c.text)) for c in candidates]
+        overlap = _weighted_overlap(q_terms, term_sets)
+        passage = _passage_prior(hits)
+        wanted = _answer_type(question)
+        q_words = {w.lower().strip(".,;:!?\"'()") for w in question.split()}
+        w = self.weights
+        scored = []
+        for c, d, o, ts in zip(candidates, dense, overlap, term_sets, strict=True):
+            typed = _has_answer_type(c.text, wanted, q_words)
+            novelty = 1.0 if ts - set(q_terms) else 0.0  # a sentence must add something
+            score = (
+                w.dense * float(d)
+                + w.overlap * o
+                + w.passage * passage[c.hit_index]
+                + w.answer_type * typed
+            ) * (0.5 + 0.5 * novelty)
+            scored.append(Scored(c, score, float(d), o))
+        scored.sort(key=lambda s: -s.score)
+        return scored
+
+    # ------------------------------------------------------------------ internals
+
+    def _choose(self, ranked: Sequence[Scored]) -> list[Scored]:
+        best = ranked[0]
+        chosen = [best]
+        words = _word_count(best.candidate.text)
+        for s in ranked[1 : 1 + 4 * self.max_sentences]:
+            if len(chosen) >= self.max_sentences:
+                break
+            if s.score < self.weights.second_ratio * best.score:
+                break
+            n = _word_count(s.candidate.text)
+            if words + n > self.max_words:
+                continue
+            if any(_overlaps(s.candidate, c.candidate) for c in chosen):
+                continue
+            chosen.append(s)
+            words += n
+        return chosen
+
+    def _clip(self, question: str, c: _Candidate, max_words: int) -> tuple[int, int]:
+        """Offsets of at most `max_words` words of the sentence, where the question's terms
+        are densest (a long sentence is cut, never rewritten)."""
+        spans = [(m.start(), m.end()) for m in _WORD.finditer(c.text)]
+        if len(spans) <= max_words:
+            return c.start, c.end
+        terms = set(query_terms(question))
+        hits = [1 if set(document_terms(c.text[s:e])) & terms else 0 for s, e in spans]
+        window = sum(hits[:max_words])
+        best, best_at = window, 0
+        for i in range(1, len(spans) - max_words + 1):
+            window += hits[i + max_words - 1] - hits[i - 1]
+            if window > best:
+                best, best_at = window, i
+        s = spans[best_at][0]
+        e = spans[best_at + max_words - 1][1]
+        return c.start + s, c.start + e
+
+    def _not_found(self, question: str, hits: Sequence[Hit], ranked: Sequence[Scored]) -> Answer:
+        citations: list[Citation] = []
+        seen: set[int] = set()
+        for s in ranked:
+            i = s.candidate.hit_index
+            if i in seen:
+                continue
+            seen.add(i)
+            start, end = self._clip(question, s.candidate, self.max_words)
+            citations.append(cite(len(citations) + 1, hits[i], start, end))
+            if len(citations) == 3:
+                break
+        return Answer(question, NOT_FOUND_TEXT, found=False, citations=citations)
+
+
+def _word_count(text: str) -> int:
+    return len(text.split())
+
+
+def _overlaps(a: _Candidate, b: _Candidate) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def _weighted_overlap(q_terms: Sequence[str], term_sets: Sequence[set[str]]) -> list[float]:
+    unique = list(dict.fromkeys(q_terms))
+    if not unique:
+        return [0.0] * len(term_sets)
+    n = len(term_sets)
+    idf = {t: math.log(1 + n / (1 + sum(t in ts for ts in term_sets))) for t in unique}
+    total = sum(idf.values()) or 1.0
+    return [sum(idf[t] for t in unique if t in ts) / total for ts in term_sets]
+
+
+def _passage_prior(hits: Sequence[Hit]) -> list[float]:
+    """Retrieval scores rescaled to [0, 1] within this result list."""
+    scores = np.array([h.score for h in hits], dtype=np.float64)
+    top, low = scores.max(), scores.min()
+    if top - low < 1e-9:
+        return [1.0] * len(hits)
+    return list((scores - low) / (top - low))
+
+
+def _answer_type(question: str) -> str | None:
+    q = question.lower()
+    if re.search(
+        r"\bhow (many|much|long|old|far|large|big|tall|high)\b|\bwhat (percentage|number|amount)\b",
+        q,
+    ):
+        return "number"
+    if re.search(r"\bwhen\b|\bwhat (year|decade|century|date|time)\b|\bwhich (year|century)\b", q):
+        return "time"
+    if re.search(r"\bwho\b|\bwhom\b|\bwhose\b", q):
+        return "name"
+    if re.search(r"\bwhere\b", q):
+        return "name"
+    return None
+
+
+def _has_answer_type(text: str, wanted: str | None, q_words: set[str]) -> float:
+    if wanted is None:
+        return 0.0
+    if wanted == "number":
+        return 1.0 if _NUMBER.search(text) else 0.0
+    if wanted == "time":
+        return 1.0 if _YEAR.search(text) or _MONTH.search(text) else 0.0
+    names = [m.group() for m in _CAPITALISED.finditer(text)]
+    return 1.0 if any(n.lower() not in q_words for n in names) else 0.0

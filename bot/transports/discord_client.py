@@ -1,0 +1,229 @@
+"""The Discord bot: client setup, command sync, index watching and the `run_bot` entry point.
+
+Endpoints: discord.py sends every REST call, webhook and interaction-callback calls included,
+through the one class attribute `discord.http.Route.BASE` (`discord.webhook.async_` imports
+that same `Route`), and a non-sharded client opens its gateway websocket straight at
+`DiscordWebSocket.DEFAULT_GATEWAY` without asking `GET /gateway` first (only the
+auto-sharded clients call `GET /gateway/bot`). `configure_endpoints` points both at the
+settings, which is how tests run the real client against a local Discord double.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import signal
+from typing import TYPE_CHECKING
+
+import discord
+import discord.gateway
+import discord.http
+import yarl
+from discord.ext import commands
+
+from ..feedback import FeedbackStore
+from .qa_cog import QACog
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..service import QAService
+    from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+SYNC_HASH_FILE = "command-sync.hash"
+GUILD_READY_TIMEOUT = 0.5  # seconds to wait for GUILD_CREATEs after READY (default 2)
+
+
+def configure_endpoints(settings: Settings) -> None:
+    """Point discord.py at `discord_api_base_url` and `discord_gateway_url`.
+
+    Both are process-wide class attributes in discord.py, so this affects every client of
+    the process; call it before the client logs in.
+    """
+    discord.http.Route.BASE = settings.discord_api_base_url.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+def command_payload_hash(bot: commands.Bot) -> str:
+    """A digest of exactly what a global sync would send (plus the application id)."""
+    payload = [command.to_dict(bot.tree) for command in bot.tree.get_commands()]
+    blob = json.dumps(
+        {"application_id": bot.application_id, "commands": payload},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class QABot(commands.Bot):
+    """A non-sharded bot holding the one `QAService` of the process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: QAService,
+        *,
+        feedback: FeedbackStore | None = None,
+        force_sync: bool = False,
+        watch_index: bool = True,
+    ) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True  # to read DMs and mentions
+        intents.dm_messages = True
+        super().__init__(
+            command_prefix=commands.when_mentioned,  # unused: no prefix commands
+            help_command=None,
+            intents=intents,
+            allowed_mentions=discord.AllowedMentions.none(),
+            guild_ready_timeout=GUILD_READY_TIMEOUT,
+        )
+        self.settings = settings
+        self.service = service
+        self.feedback = feedback or FeedbackStore(settings.feedback_db)
+        self.force_sync = force_sync
+        self.watch_index = watch_index
+        self.synced: list[str] = []  # where commands were synced at startup: "global", guild ids
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def setup_hook(self) -> None:
+        await self.add_cog(QACog(self, self.settings, self.service, self.feedback))
+        await self.sync_commands(force=self.force_sync)
+        if self.watch_index:
+            self._watcher = asyncio.create_task(self._watch_index(), name="index-watcher")
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """No prefix commands: `QACog.on_message` handles DMs and mentions."""
+
+    async def on_ready(self) -> None:
+        log.info("connected to Discord as %s (id %s)", self.user, self.user and self.user.id)
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        await super().close()
+
+    # ---------------------------------------------------------------- command sync
+
+    @property
+    def sync_hash_path(self) -> Path:
+        return self.settings.feedback_db.parent / SYNC_HASH_FILE
+
+    async def sync_commands(self, *, force: bool = False) -> None:
+        """Register the slash commands with Discord (never from on_ready).
+
+        With `DISCORD_GUILD_IDS`, the commands are copied to those guilds and synced there
+        (instant, meant for development). Otherwise they are synced globally, but only when
+        the payload changed since the last global sync (or `force`): Discord rate-limits
+        command registration.
+        """
+        self.synced = []
+        if self.settings.discord_guild_ids:
+            for guild_id in self.settings.discord_guild_ids:
+                guild = discord.Object(id=guild_id)
+                self.tree.copy_global_to(guild=guild)
+                commands_ = await self.tree.sync(guild=guild)
+                log.info("synced %d commands to guild %s", len(commands_), guild_id)
+                self.synced.append(str(guild_id))
+            return
+        digest = command_payload_hash(self)
+        path = self.sync_hash_path
+        try:
+            previous = path.read_text(encoding="utf-8").strip()
+        except OSError:
+            previous = None
+        if previous == digest and not force:
+            log.info("slash commands unchanged since the last global sync; not syncing")
+            return
+        commands_ = await self.tree.sync()
+        log.info("synced %d global commands", len(commands_))
+        self.synced.append("global")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(digest + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:  # not fatal: the next start just syncs again
+            log.warning("could not record the command sync in %s: %s", path, exc)
+
+    # ---------------------------------------------------------------- index watching
+
+    async def _watch_index(self) -> None:
+        """Follow the published index, so a rebuild by the CLI is served without restart.
+
+        The first check also loads the model and the index, before the first question.
+        """
+        version = self.service.index_version()
+        problem: str | None = None
+        while True:
+            try:
+                await asyncio.to_thread(self.service.live.get, force_check=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if str(exc) != problem:
+                    problem = str(exc)
+                    log.warning("index not available: %s", exc)
+            else:
+                if problem is not None:
+                    log.info("index available again")
+                    problem = None
+                current = self.service.index_version()
+                if current != version:
+                    if version is None:
+                        log.info("serving index version %s", current)
+                    else:
+                        log.info("serving index version %s (was %s)", current, version)
+                    version = current
+            await asyncio.sleep(self.settings.index_poll_seconds)
+
+
+async def run_bot(settings: Settings, service: QAService) -> None:
+    """Run the Discord bot until it is closed or the process gets SIGINT/SIGTERM.
+
+    Logging is left to the caller (`python -m bot` configures it).
+
+    Raises:
+        ValueError: DISCORD_TOKEN is not set.
+        discord.LoginFailure: the token was refused.
+    """
+    if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
+        raise ValueError("DISCORD_TOKEN is not set")
+    configure_endpoints(settings)
+    bot = QABot(settings, service)
+    loop = asyncio.get_running_loop()
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    installed = []
+    for sig in stop_signals:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+            installed.append(sig)
+    try:
+        async with bot:
+            await bot.start(settings.discord_token.get_secret_value().strip())
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def sync_commands(settings: Settings, service: QAService, *, force: bool = True) -> list[str]:
+    """Log in, sync the slash commands (globally: even when unchanged if `force`), log out.
+
+    For a `python -m bot sync` command; returns where the commands were synced.
+    """
+    if settings.discord_token is None:
+        raise ValueError("DISCORD_TOKEN is not set")
+    configure_endpoints(settings)
+    bot = QABot(settings, service, force_sync=force, watch_index=False)
+    async with bot:
+        await bot.login(settings.discord_token.get_secret_value().strip())
+        return list(bot.synced)

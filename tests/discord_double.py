@@ -1,0 +1,583 @@
+"""A local stand-in for Discord's REST API and gateway, for driving the real discord.py client.
+
+Run it on 127.0.0.1 (random port), point the bot at `base_url` / `gateway_url` and the bot
+logs in, syncs its commands and connects exactly as it would to Discord. The double records
+every REST request (method, path, query, JSON body, headers, time) and lets a test inject
+gateway events (`dispatch`) and wait for what the bot sends back (`wait_for_request`).
+
+It enforces the Discord rules the bot must respect:
+
+- an interaction must be acknowledged (callback) within 3 s of its dispatch, else
+  `404 Unknown interaction` (code 10062), and only once (`400`, code 40060);
+- follow-ups and edits of `@original` need an acknowledged interaction (`404`, 10015);
+- JSON is answered with `Content-Type: application/json` exactly (discord.py parses JSON
+  only then).
+
+Payload shapes follow discord.py 2.7's parsers (`state.parse_ready`,
+`Interaction._from_data`, `Message.__init__`, `AppCommand._from_data`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+APP_ID = 1100000000000000001
+BOT_USER_ID = APP_ID  # like Discord: a bot's user id equals its application id
+BOT_TOKEN = "x"
+ACK_WINDOW = 3.0  # seconds Discord waits for an interaction callback
+HEARTBEAT_MS = 41_250
+
+JSON = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Recorded:
+    method: str
+    path: str  # without the /api/v10 prefix
+    query: dict[str, str]
+    json: Any
+    headers: dict[str, str]
+    at: float  # time.monotonic()
+    status: int = 0
+    response: Any = None
+
+    @property
+    def message(self) -> JSON | None:
+        """The message this request creates or edits, if it does (else None)."""
+        body = self.json
+        if not isinstance(body, dict):
+            return None
+        if self.path.endswith("/callback"):
+            data = body.get("data")
+            return data if isinstance(data, dict) and body.get("type") in (4, 7) else None
+        if ("content" in body or "embeds" in body) and self.method in ("POST", "PATCH"):
+            return body
+        return None
+
+
+@dataclass(slots=True)
+class _Interaction:
+    id: int
+    token: str
+    dispatched_at: float
+    acknowledged: bool = False
+    original: JSON | None = None
+    followups: list[JSON] = field(default_factory=list)
+
+
+def _json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(data).encode("utf-8"),
+        status=status,
+        headers={"Content-Type": "application/json"},
+    )
+
+
+def _error(status: int, message: str, code: int) -> web.Response:
+    return _json_response({"message": message, "code": code}, status)
+
+
+def user_payload(user_id: int, name: str = "someone", *, bot: bool = False) -> JSON:
+    return {
+        "id": str(user_id),
+        "username": name,
+        "discriminator": "0",
+        "global_name": name,
+        "avatar": None,
+        "bot": bot,
+        "public_flags": 0,
+    }
+
+
+BOT_USER = {**user_payload(BOT_USER_ID, "qa-bot", bot=True), "verified": True, "flags": 0}
+
+
+class DiscordDouble:
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.identifies: list[JSON] = []
+        self.commands: dict[int | None, list[JSON]] = {}  # guild id (None: global) -> commands
+        self.interactions: dict[str, _Interaction] = {}  # by token
+        self._interactions_by_id: dict[int, _Interaction] = {}
+        self._ids = itertools.count(1_300_000_000_000_000_000)
+        self._seq = itertools.count(1)
+        self._sockets: list[web.WebSocketResponse] = []
+        self._ready_sockets: list[web.WebSocketResponse] = []
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    def reset(self) -> None:
+        """Forget recorded requests and interactions (between tests)."""
+        self.requests.clear()
+        self.identifies.clear()
+        self.interactions.clear()
+        self._interactions_by_id.clear()
+
+    def snowflake(self) -> int:
+        return next(self._ids)
+
+    # ------------------------------------------------------------------ waiting
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> None:
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+        await asyncio.wait_for(wait(), timeout)
+
+    async def wait_for_request(
+        self, predicate: Callable[[Recorded], bool], timeout: float = 10.0
+    ) -> Recorded:
+        """The first recorded request matching `predicate` (waiting for it if need be)."""
+        found: list[Recorded] = []
+
+        def match() -> bool:
+            for r in self.requests:
+                if r.status and predicate(r):
+                    found.append(r)
+                    return True
+            return False
+
+        try:
+            await self.wait_until(match, timeout)
+        except TimeoutError:
+            seen = "\n".join(f"  {r.method} {r.path} -> {r.status}" for r in self.requests)
+            raise AssertionError(f"no matching request within {timeout} s; saw:\n{seen}") from None
+        return found[0]
+
+    async def wait_for_requests(
+        self, predicate: Callable[[Recorded], bool], count: int, timeout: float = 10.0
+    ) -> list[Recorded]:
+        def matching() -> list[Recorded]:
+            return [r for r in self.requests if r.status and predicate(r)]
+
+        try:
+            await self.wait_until(lambda: len(matching()) >= count, timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"saw {len(matching())} of {count} matching requests within {timeout} s"
+            ) from None
+        return matching()
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        """Until a client has identified and been sent READY."""
+        await self.wait_until(lambda: bool(self._ready_sockets), timeout)
+
+    def find(self, predicate: Callable[[Recorded], bool]) -> list[Recorded]:
+        return [r for r in self.requests if predicate(r)]
+
+    def messages(self) -> list[Recorded]:
+        """Every request that created or edited a message."""
+        return [r for r in self.requests if r.message is not None]
+
+    def messages_without_safe_mentions(self) -> list[Recorded]:
+        """Messages the bot sent without `allowed_mentions` == {"parse": []}."""
+        return [
+            r for r in self.messages() if (r.message or {}).get("allowed_mentions") != {"parse": []}
+        ]
+
+    # ------------------------------------------------------------------ gateway
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json({"op": 10, "d": {"heartbeat_interval": HEARTBEAT_MS}})
+        try:
+            async for msg in ws:
+                if msg.type is not WSMsgType.TEXT:
+                    continue
+                payload = json.loads(msg.data)
+                op = payload.get("op")
+                if op == 1:  # heartbeat
+                    await ws.send_json({"op": 11})
+                elif op == 2:  # identify
+                    self.identifies.append(payload["d"])
+                    await ws.send_json(
+                        {
+                            "op": 0,
+                            "t": "READY",
+                            "s": next(self._seq),
+                            "d": {
+                                "v": 10,
+                                "user": BOT_USER,
+                                "session_id": "double-session",
+                                "resume_gateway_url": self.gateway_url,
+                                "guilds": [],
+                                "private_channels": [],
+                                "relationships": [],
+                                "application": {"id": str(APP_ID), "flags": 0},
+                            },
+                        }
+                    )
+                    self._ready_sockets.append(ws)
+                    await self._notify()
+                elif op == 6:  # resume: no replay here, just say it worked
+                    await ws.send_json({"op": 0, "t": "RESUMED", "s": next(self._seq), "d": {}})
+        finally:
+            self._sockets.remove(ws)
+            if ws in self._ready_sockets:
+                self._ready_sockets.remove(ws)
+        return ws
+
+    async def dispatch(self, event: str, data: JSON) -> None:
+        """Send a gateway DISPATCH to the most recently identified client."""
+        if not self._ready_sockets:
+            raise AssertionError("no client is connected to the gateway")
+        if event == "INTERACTION_CREATE":
+            self._register_interaction(data)
+        ws = self._ready_sockets[-1]
+        await ws.send_json({"op": 0, "t": event, "s": next(self._seq), "d": data})
+
+    def _register_interaction(self, data: JSON) -> None:
+        item = _Interaction(id=int(data["id"]), token=data["token"], dispatched_at=time.monotonic())
+        self.interactions[item.token] = item
+        self._interactions_by_id[item.id] = item
+
+    # ------------------------------------------------------------------ payload builders
+
+    def interaction(
+        self,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        user_id: int = 4242,
+        guild_id: int | None = 5555,
+        channel_id: int = 6666,
+        permissions: int = 0,
+        autocomplete: str | None = None,
+    ) -> JSON:
+        """An APPLICATION_COMMAND (type 2) interaction, or AUTOCOMPLETE (4) for one option.
+
+        `guild_id=None` makes it a DM with the bot (`user` instead of `member`).
+        """
+        kinds = {str: 3, bool: 5, int: 4, float: 10}
+        opts = []
+        for key, value in (options or {}).items():
+            opt: JSON = {"name": key, "type": kinds[type(value)], "value": value}
+            if key == autocomplete:
+                opt["focused"] = True
+            opts.append(opt)
+        interaction_id = self.snowflake()
+        payload: JSON = {
+            "id": str(interaction_id),
+            "application_id": str(APP_ID),
+            "type": 4 if autocomplete else 2,
+            "token": f"token-{interaction_id}",
+            "version": 1,
+            "attachment_size_limit": 8 * 1024 * 1024,
+            "data": {"id": str(APP_ID + 1), "name": name, "type": 1, "options": opts},
+            "channel_id": str(channel_id),
+            "app_permissions": "562949953421311",
+            "locale": "en-US",
+            "entitlements": [],
+        }
+        user = user_payload(user_id)
+        if guild_id is not None:
+            payload |= {
+                "guild_id": str(guild_id),
+                "guild_locale": "en-US",
+                "guild": {"id": str(guild_id), "locale": "en-US", "features": []},
+                "channel": {
+                    "id": str(channel_id),
+                    "type": 0,
+                    "guild_id": str(guild_id),
+                    "name": "general",
+                    "position": 0,
+                    "permission_overwrites": [],
+                    "nsfw": False,
+                    "parent_id": None,
+                },
+                "member": {
+                    "user": user,
+                    "roles": [],
+                    "permissions": str(permissions),
+                    "joined_at": "2024-01-01T00:00:00+00:00",
+                    "flags": 0,
+                    "deaf": False,
+                    "mute": False,
+                    "nick": None,
+                    "avatar": None,
+                    "pending": False,
+                },
+                "authorizing_integration_owners": {"0": str(guild_id)},
+                "context": 0,
+            }
+        else:
+            payload |= {
+                "channel": {"id": str(channel_id), "type": 1, "recipients": [user]},
+                "user": user,
+                "authorizing_integration_owners": {"0": str(user_id)},
+                "context": 1,
+            }
+        return payload
+
+    def component_click(
+        self, message: JSON, custom_id: str, *, user_id: int = 4242, guild_id: int | None = 5555
+    ) -> JSON:
+        """A button click (type 3) on `message` (as the double returned it)."""
+        payload = self.interaction("_", user_id=user_id, guild_id=guild_id)
+        payload["type"] = 3
+        payload["data"] = {"custom_id": custom_id, "component_type": 2}
+        payload["message"] = message
+        payload["channel_id"] = message["channel_id"]
+        payload["channel"]["id"] = message["channel_id"]
+        return payload
+
+    def dm_message(self, content: str, *, user_id: int = 4242, channel_id: int = 7777) -> JSON:
+        """MESSAGE_CREATE for a direct message to the bot (no guild_id)."""
+        return self._message(content, user_id=user_id, channel_id=channel_id, guild_id=None)
+
+    def guild_message(
+        self,
+        content: str,
+        *,
+        user_id: int = 4242,
+        channel_id: int = 6666,
+        guild_id: int = 5555,
+        mentions: list[JSON] | None = None,
+    ) -> JSON:
+        return self._message(
+            content, user_id=user_id, channel_id=channel_id, guild_id=guild_id, mentions=mentions
+        )
+
+    def _message(
+        self,
+        content: str,
+        *,
+        user_id: int,
+        channel_id: int,
+        guild_id: int | None,
+        mentions: list[JSON] | None = None,
+        author: JSON | None = None,
+    ) -> JSON:
+        data: JSON = {
+            "id": str(self.snowflake()),
+            "channel_id": str(channel_id),
+            "type": 0,
+            "content": content,
+            "author": author or user_payload(user_id),
+            "attachments": [],
+            "embeds": [],
+            "mentions": mentions or [],
+            "mention_roles": [],
+            "mention_everyone": False,
+            "pinned": False,
+            "tts": False,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "edited_timestamp": None,
+            "flags": 0,
+            "components": [],
+        }
+        if guild_id is not None:
+            data["guild_id"] = str(guild_id)
+            data["member"] = {"roles": [], "joined_at": "2024-01-01T00:00:00+00:00", "flags": 0}
+        return data
+
+    def _bot_message(self, channel_id: int | str, body: JSON, flags: int = 0) -> JSON:
+        message = self._message(
+            body.get("content") or "",
+            user_id=BOT_USER_ID,
+            channel_id=int(channel_id),
+            guild_id=None,
+            author=BOT_USER,
+        )
+        message["embeds"] = body.get("embeds") or []
+        message["flags"] = int(body.get("flags") or flags)
+        message["webhook_id"] = None
+        message["application_id"] = str(APP_ID)
+        return message
+
+    # ------------------------------------------------------------------ REST
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["tail"]
+        body: Any = None
+        raw = await request.read()
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+        record = Recorded(
+            method=request.method,
+            path=path,
+            query=dict(request.query),
+            json=body,
+            headers=dict(request.headers),
+            at=time.monotonic(),
+        )
+        self.requests.append(record)
+        try:
+            response = self._route(request.method, path.split("/")[1:], record)
+        except Exception as exc:  # a bug in the double: make it loud (a 5xx would be retried)
+            response = _error(400, f"double error: {exc!r}", 0)
+        record.status = response.status
+        record.response = json.loads(response.body) if response.body else None  # type: ignore[arg-type]
+        await self._notify()
+        return response
+
+    def _authorised(self, record: Recorded) -> bool:
+        return record.headers.get("Authorization") == f"Bot {BOT_TOKEN}"
+
+    def _route(self, method: str, parts: list[str], record: Recorded) -> web.Response:
+        body = record.json if isinstance(record.json, dict) else {}
+        match method, parts:
+            # interactions and webhooks: authorised by their token, not the bot token
+            case "POST", ["interactions", interaction_id, token, "callback"]:
+                return self._callback(int(interaction_id), token, body)
+            case "POST", ["webhooks", _app, token]:
+                item = self.interactions.get(token)
+                if item is None or not item.acknowledged:
+                    return _error(404, "Unknown Webhook", 10015)
+                message = self._bot_message(6666, body)
+                item.followups.append(message)
+                if item.original is None:
+                    item.original = message
+                return _json_response(message)
+            case (("PATCH" | "GET"), ["webhooks", _app, token, "messages", "@original"]):
+                item = self.interactions.get(token)
+                if item is None or not item.acknowledged:
+                    return _error(404, "Unknown Webhook", 10015)
+                if item.original is None:
+                    item.original = self._bot_message(6666, {})
+                if method == "PATCH":
+                    item.original |= {k: v for k, v in body.items() if k in ("content", "embeds")}
+                return _json_response(item.original)
+        if not self._authorised(record):
+            return _error(401, "401: Unauthorized", 0)
+        match method, parts:
+            case "GET", ["users", "@me"]:
+                return _json_response(BOT_USER)
+            case "GET", ["oauth2", "applications", "@me"]:
+                return _json_response(
+                    {
+                        "id": str(APP_ID),
+                        "name": "qa-bot",
+                        "description": "",
+                        "icon": None,
+                        "bot_public": True,
+                        "bot_require_code_grant": False,
+                        "owner": user_payload(1, "owner"),
+                        "verify_key": "0" * 64,
+                        "flags": 0,
+                        "team": None,
+                    }
+                )
+            case "GET", ["gateway"] | ["gateway", "bot"]:
+                return _json_response(
+                    {
+                        "url": self.gateway_url,
+                        "shards": 1,
+                        "session_start_limit": {
+                            "total": 1000, "remaining": 1000, "reset_after": 0,
+                            "max_concurrency": 1,
+                        },
+                    }
+                )  # fmt: skip
+            case "PUT", ["applications", _app, "commands"]:
+                return _json_response(self._store_commands(None, record.json))
+            case "PUT", ["applications", _app, "guilds", guild_id, "commands"]:
+                return _json_response(self._store_commands(int(guild_id), record.json))
+            case "GET", ["applications", _app, "commands"]:
+                return _json_response(self.commands.get(None, []))
+            case "GET", ["applications", _app, "guilds", guild_id, "commands"]:
+                return _json_response(self.commands.get(int(guild_id), []))
+            case "POST", ["channels", channel_id, "messages"]:
+                return _json_response(self._bot_message(channel_id, body))
+            case "POST", ["channels", _channel, "typing"]:
+                return web.Response(status=204)
+            case "POST", ["users", "@me", "channels"]:
+                recipient = body.get("recipient_id", "0")
+                return _json_response(
+                    {
+                        "id": str(self.snowflake()),
+                        "type": 1,
+                        "recipients": [user_payload(int(recipient))],
+                        "last_message_id": None,
+                    }
+                )
+        return _error(404, f"404: Not Found ({method} {'/'.join(parts)})", 0)
+
+    def _store_commands(self, guild_id: int | None, payload: Any) -> list[JSON]:
+        stored = []
+        for command in payload or []:
+            item = dict(command)
+            item.update(
+                id=str(self.snowflake()), application_id=str(APP_ID), version=str(self.snowflake())
+            )
+            if guild_id is not None:
+                item["guild_id"] = str(guild_id)
+            item.setdefault("default_member_permissions", None)
+            stored.append(item)
+        self.commands[guild_id] = stored
+        return stored
+
+    def _callback(self, interaction_id: int, token: str, body: JSON) -> web.Response:
+        item = self._interactions_by_id.get(interaction_id)
+        if item is None or item.token != token:
+            return _error(404, "Unknown interaction", 10062)
+        if time.monotonic() - item.dispatched_at > ACK_WINDOW:
+            return _error(404, "Unknown interaction", 10062)
+        if item.acknowledged:
+            return _error(400, "Interaction has already been acknowledged.", 40060)
+        item.acknowledged = True
+        kind = body.get("type")
+        data = body.get("data") or {}
+        flags = int(data.get("flags") or 0)
+        response: JSON = {
+            "interaction": {
+                "id": str(interaction_id),
+                "type": 2,
+                "response_message_loading": kind == 5,
+                "response_message_ephemeral": bool(flags & 64),
+            },
+            "resource": {"type": kind},
+        }
+        if kind in (4, 5):
+            message = self._bot_message(6666, data if kind == 4 else {}, flags)
+            item.original = message
+            response["interaction"]["response_message_id"] = message["id"]
+            if kind == 4:
+                response["resource"]["message"] = message
+        return _json_response(response)
