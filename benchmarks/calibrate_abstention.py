@@ -81,12 +81,13 @@ def main() -> None:
         for q in qs:
             hits = searcher.search(q.text, settings.search_k)
             ranked = answerer.rank_sentences(q.text, hits, embedder)
+            idf = searcher.term_weights(q.text)
             rows.append(
                 (
-                    answerer.evidence(q.text, hits, ranked),
+                    answerer.evidence(q.text, hits, ranked, idf),
                     max((s.dense for s in ranked), default=0.0),
                     hits[0].dense_score or 0.0 if hits else 0.0,
-                    answerer.coverage(q.text, hits),
+                    answerer.coverage(q.text, hits, idf),
                 )
             )
         arr = np.array(rows)

@@ -213,6 +213,7 @@ def measure_ann(
     sizes: list[int],
     qvecs: np.ndarray,
     embed_s: list[float],
+    kinds: list[str],
     log: Callable[[str], None],
 ) -> list[dict[str, Any]]:
     config = AnnConfig()  # the project's defaults: HNSW M=32, efC=80, efSearch=128, nprobe=32
@@ -220,7 +221,7 @@ def measure_ann(
     for size in sizes:
         vectors = pool[:size]
         exact_ids = None
-        for kind in KINDS:
+        for kind in kinds:
             t0 = time.perf_counter()
             index, resolved = build_index(vectors, dataclasses.replace(config, index_type=kind))
             build_s = time.perf_counter() - t0
@@ -250,8 +251,45 @@ def measure_ann(
                 f"{row['with_query_embedding']['p95_ms']:6.1f} ms | recall@10 "
                 f"{row['recall_at_10']:.4f}"
             )
+            sweep = SWEEPS.get(kind)
+            if sweep is not None:
+                assert exact_ids is not None
+                row["sweep"] = _sweep(index, kind, sweep, qvecs, exact_ids, log)
             del index
     return rows
+
+
+SWEEPS = {"hnsw": (64, 128, 256, 512), "ivf": (8, 32, 128)}  # efSearch, nprobe
+
+
+def _sweep(
+    index: faiss.Index,
+    kind: str,
+    values: tuple[int, ...],
+    qvecs: np.ndarray,
+    exact_ids: np.ndarray,
+    log: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """Recall and latency as the search-time knob (efSearch or nprobe) varies."""
+    name = "efSearch" if kind == "hnsw" else "nprobe"
+    out = []
+    for value in values:
+        if kind == "hnsw":
+            index.hnsw.efSearch = value
+        else:
+            index.nprobe = min(value, index.nlist)
+        timing = time_queries(index, qvecs, [0.0] * len(qvecs))
+        entry = {
+            name: value,
+            **timing["faiss_only"],
+            "recall_at_10": recall_at_k(timing["_ids"], exact_ids),
+        }
+        out.append(entry)
+        log(
+            f"            {name} {value:>4}: faiss p50 {entry['p50_ms']:7.3f} ms p95 "
+            f"{entry['p95_ms']:7.3f} ms | recall@10 {entry['recall_at_10']:.4f}"
+        )
+    return out
 
 
 def measure_end_to_end(
@@ -376,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200, help="SQuAD questions timed")
     parser.add_argument("--base-sentences", type=int, default=4000)
     parser.add_argument("--noise", type=float, default=0.025, help="per-dimension sigma")
+    parser.add_argument(
+        "--kinds", default=",".join(KINDS), help="index types (flat is always measured)"
+    )
     parser.add_argument("--e2e-sizes", default="10000", help="chunks for Searcher.search")
     parser.add_argument("--dataset", type=Path, default=DATASET)
     parser.add_argument(
@@ -393,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.large and 1_000_000 not in sizes:
         sizes.append(1_000_000)
     e2e_sizes = [int(s) for s in args.e2e_sizes.split(",") if s]
+    kinds = ["flat", *(k for k in args.kinds.split(",") if k in KINDS and k != "flat")]
 
     def log(line: str) -> None:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
@@ -478,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\n== FAISS search, k={K}, single queries, project defaults; 'with embedding' "
             "adds each query's own embedding time =="
         )
-        results["ann"] = measure_ann(pool, sizes, qvecs, embed_s, log)
+        results["ann"] = measure_ann(pool, sizes, qvecs, embed_s, kinds, log)
         del pool
 
         results["end_to_end"] = []

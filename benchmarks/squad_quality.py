@@ -98,7 +98,7 @@ def main() -> None:
     for q in answerable:
         started = time.perf_counter()
         hits = searcher.search(q.text, settings.search_k)
-        ans = answerer.answer(q.text, hits, embedder)
+        ans = answerer.answer(q.text, hits, embedder, searcher.term_weights(q.text))
         latencies.append(time.perf_counter() - started)
         quoted = " ".join(c.quote for c in ans.citations)
         if ans.found:
@@ -106,7 +106,12 @@ def main() -> None:
             if contains_answer(quoted, q.answers):
                 correct += 1
     abstained_impossible = sum(
-        not answerer.answer(q.text, searcher.search(q.text, settings.search_k), embedder).found
+        not answerer.answer(
+            q.text,
+            searcher.search(q.text, settings.search_k),
+            embedder,
+            searcher.term_weights(q.text),
+        ).found
         for q in impossible
     )
     n = len(answerable)

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +62,7 @@ class Weights:
     answer_type: float = 0.15
     second_ratio: float = 0.85  # a second sentence must score at least this share of the best
     max_passages: int = 5
+    max_candidates: int = 24  # sentences embedded per question
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,22 +86,39 @@ class ExtractiveAnswerer:
         self,
         max_sentences: int = 2,
         max_words: int = 60,
-        abstain_threshold: float = 0.5,
+        abstain_threshold: float = 0.6,
         weights: Weights | None = None,
+        cache_size: int = 20_000,
     ) -> None:
         self.max_sentences = max_sentences
         self.max_words = max_words
         self.abstain_threshold = abstain_threshold
         self.weights = weights or Weights()
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # ------------------------------------------------------------------ public
 
-    def answer(self, question: str, hits: Sequence[Hit], embedder: Embedder) -> Answer:
+    def answer(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        embedder: Embedder,
+        idf: Mapping[str, float] | None = None,
+    ) -> Answer:
+        """Quote the sentences that answer `question` from `hits`, or abstain.
+
+        Args:
+            idf: collection idf of the question's terms (`Searcher.term_weights`): a rare
+                word of the question missing from the passages is strong evidence that the
+                articles are about something else.
+        """
         if not hits:
             return Answer(question, NO_ARTICLES_TEXT, found=False)
         hits = list(hits[: self.weights.max_passages])
         ranked = self.rank_sentences(question, hits, embedder)
-        evidence = self.evidence(question, hits, ranked)
+        evidence = self.evidence(question, hits, ranked, idf)
         if not ranked or evidence < self.abstain_threshold:
             return self._not_found(question, hits, ranked)
         chosen = self._choose(ranked)
@@ -110,7 +130,13 @@ class ExtractiveAnswerer:
             parts.append(f"{' '.join(citations[-1].quote.split())} [{n}]")
         return Answer(question, " ".join(parts), found=True, citations=citations)
 
-    def evidence(self, question: str, hits: Sequence[Hit], ranked: Sequence[Scored]) -> float:
+    def evidence(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        ranked: Sequence[Scored],
+        idf: Mapping[str, float] | None = None,
+    ) -> float:
         """How strongly the passages bear on the question, on the abstention scale.
 
         Semantic similarity alone separates answerable from unanswerable questions poorly;
@@ -120,18 +146,22 @@ class ExtractiveAnswerer:
         if not ranked:
             return 0.0
         best = max(s.dense for s in ranked)
-        return 0.5 * best + 0.5 * self.coverage(question, hits)
+        return 0.5 * best + 0.5 * self.coverage(question, hits, idf)
 
     @staticmethod
-    def coverage(question: str, hits: Sequence[Hit]) -> float:
-        """Share of the question's content terms found in the top passages (with titles)."""
+    def coverage(
+        question: str, hits: Sequence[Hit], idf: Mapping[str, float] | None = None
+    ) -> float:
+        """idf-weighted share of the question's content terms found in the top passages."""
         terms = set(query_terms(question))
         if not terms:
             return 0.0
         present: set[str] = set()
         for h in hits[:3]:
             present.update(document_terms(f"{h.title}\n{h.text}"))
-        return len(terms & present) / len(terms)
+        weight = {t: (idf or {}).get(t, 1.0) for t in terms}
+        total = sum(weight.values()) or 1.0
+        return sum(w for t, w in weight.items() if t in present) / total
 
     def rank_sentences(
         self, question: str, hits: Sequence[Hit], embedder: Embedder
@@ -143,15 +173,23 @@ class ExtractiveAnswerer:
         ]
         if not candidates:
             return []
-        vectors = embedder.encode_queries([question, *(c.text for c in candidates)])
-        dense = vectors[1:] @ vectors[0]
         q_terms = query_terms(question)
         term_sets = [set(document_terms(c.text)) for c in candidates]
         overlap = _weighted_overlap(q_terms, term_sets)
         passage = _passage_prior(hits)
-        wanted = _answer_type(question)
-        q_words = {w.lower().strip(".,;:!?\"'()") for w in question.split()}
         w = self.weights
+        if len(candidates) > w.max_candidates:
+            # Embedding is the cost of an answer: embed only the lexically likeliest.
+            cheap = [w.overlap * o + w.passage * passage[c.hit_index]
+                     for c, o in zip(candidates, overlap, strict=True)]  # fmt: skip
+            keep = sorted(np.argsort(cheap)[::-1][: w.max_candidates].tolist())
+            candidates = [candidates[i] for i in keep]
+            term_sets = [term_sets[i] for i in keep]
+            overlap = [overlap[i] for i in keep]
+        vectors = self._vectors(embedder, [question, *(c.text for c in candidates)])
+        dense = vectors[1:] @ vectors[0]
+        wanted = _answer_type(question)
+        q_words = {x.lower().strip(".,;:!?\"'()") for x in question.split()}
         scored = []
         for c, d, o, ts in zip(candidates, dense, overlap, term_sets, strict=True):
             typed = _has_answer_type(c.text, wanted, q_words)
@@ -167,6 +205,29 @@ class ExtractiveAnswerer:
         return scored
 
     # ------------------------------------------------------------------ internals
+
+    def _vectors(self, embedder: Embedder, texts: list[str]) -> np.ndarray:
+        """Embeddings of sentences, cached: popular passages come back question after
+        question, and embedding their sentences is most of an answer's cost."""
+        key = embedder.name
+        missing = [t for t in dict.fromkeys(texts) if (key, t) not in self._cache]
+        if missing:
+            fresh = embedder.encode_queries(missing)
+            with self._cache_lock:
+                for t, v in zip(missing, fresh, strict=True):
+                    self._cache[(key, t)] = v
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        with self._cache_lock:
+            rows = []
+            for t in texts:
+                v = self._cache.get((key, t))
+                if v is None:  # evicted by a concurrent answer in the meantime
+                    v = embedder.encode_queries([t])[0]
+                else:
+                    self._cache.move_to_end((key, t))
+                rows.append(v)
+        return np.vstack(rows)
 
     def _choose(self, ranked: Sequence[Scored]) -> list[Scored]:
         best = ranked[0]

@@ -7,6 +7,7 @@ import unicodedata
 
 from .errors import BadQuestion
 
+_ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
 
 
@@ -15,6 +16,7 @@ def clean_question(raw: object, max_length: int) -> str:
     if not isinstance(raw, str):
         raise BadQuestion("Please ask your question as text.")
     text = unicodedata.normalize("NFC", raw)
+    text = _ANSI.sub(" ", text)  # terminal colour codes pasted along with the text
     text = _CONTROL.sub(" ", text)
     text = " ".join(text.split())
     if not text:

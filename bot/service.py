@@ -83,7 +83,7 @@ class QAService:
         q = self.clean(question)
         searcher = self.live.get()
         hits = searcher.search(q, self.settings.search_k)
-        result = self.extractive.answer(q, hits, searcher.embedder)
+        result = self.extractive.answer(q, hits, searcher.embedder, searcher.term_weights(q))
         if self.llm is not None and result.found:
             result = self.llm.answer(q, hits, fallback=result)
         if not verified(result.citations, searcher.stored.article_text):

@@ -122,10 +122,7 @@ def rebuild_cmd(
         full=full,
         show_progress=show,
     )
-    for s in report.skipped:
-        where = f"{s.path}:{s.line}" if s.line else s.path
-        log.warning("skipped %s: %s", where, s.reason)
-    if as_json:
+    if as_json:  # index.articles has already logged each skipped file as a warning
         click.echo(json.dumps(report.to_json()))
         return
     for s in report.skipped:

@@ -76,6 +76,19 @@ class LexicalIndex:
         retriever = bm25s.BM25.load(str(folder), mmap=False, show_progress=False)
         return cls(retriever, size)
 
+    def idf(self, terms: Sequence[str]) -> dict[str, float]:
+        """BM25 idf of each term in the collection; a term it never saw gets the highest."""
+        vocab = self._retriever.vocab_dict
+        scores = self._retriever.scores
+        df_all = np.diff(scores["indptr"], append=len(scores["data"]))
+        n = max(self.size, 1)
+        out: dict[str, float] = {}
+        for t in terms:
+            i = vocab.get(t)
+            df = int(df_all[i]) if i is not None and i < len(df_all) else 0
+            out[t] = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+        return out
+
     def scores(self, query: str) -> np.ndarray | None:
         """BM25 score of every document for `query`, or None when it has no usable term."""
         if self.size == 0:

@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from .embedder import Embedder
+from .lexical import query_terms
 from .models import Hit, chunk_id
 from .store import StoredIndex
 
@@ -36,6 +37,11 @@ class Searcher:
     @property
     def version(self) -> str:
         return self.stored.version
+
+    def term_weights(self, query: str) -> dict[str, float]:
+        """idf of the query's content terms in this index (empty without a lexical index)."""
+        lexical = self.stored.lexical
+        return lexical.idf(query_terms(query)) if lexical is not None else {}
 
     def search(self, query: str, k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
         return self.search_batch([query], k, mode)[0]

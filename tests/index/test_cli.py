@@ -195,8 +195,8 @@ def test_sigkilled_rebuild_leaves_the_previous_index_working(
             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
         try:
-            # Once the model is up it chunks and embeds ~2,000 chunks: kill it in the middle,
-            # or as soon as it starts writing the new version, whichever comes first.
+            # Once the model is up it chunks and embeds ~900 chunks (a minute or so): kill it
+            # midway, or as soon as it starts writing the new version, whichever comes first.
             _wait_for(
                 lambda: "loaded embedding model" in log.read_text() or proc.poll() is not None,
                 120,
