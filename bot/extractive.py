@@ -86,7 +86,7 @@ class ExtractiveAnswerer:
         self,
         max_sentences: int = 2,
         max_words: int = 60,
-        abstain_threshold: float = 0.6,
+        abstain_threshold: float = 0.55,
         weights: Weights | None = None,
         cache_size: int = 20_000,
     ) -> None:
