@@ -210,24 +210,24 @@ class ExtractiveAnswerer:
         """Embeddings of sentences, cached: popular passages come back question after
         question, and embedding their sentences is most of an answer's cost."""
         key = embedder.name
-        missing = [t for t in dict.fromkeys(texts) if (key, t) not in self._cache]
+        found: dict[str, np.ndarray] = {}
+        with self._cache_lock:
+            for t in dict.fromkeys(texts):
+                v = self._cache.get((key, t))
+                if v is not None:
+                    self._cache.move_to_end((key, t))
+                    found[t] = v
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
             fresh = embedder.encode_queries(missing)
-            with self._cache_lock:
-                for t, v in zip(missing, fresh, strict=True):
-                    self._cache[(key, t)] = v
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        with self._cache_lock:
-            rows = []
-            for t in texts:
-                v = self._cache.get((key, t))
-                if v is None:  # evicted by a concurrent answer in the meantime
-                    v = embedder.encode_queries([t])[0]
-                else:
-                    self._cache.move_to_end((key, t))
-                rows.append(v)
-        return np.vstack(rows)
+            found.update(zip(missing, fresh, strict=True))
+            if self.cache_size > 0:
+                with self._cache_lock:
+                    for t, v in zip(missing, fresh, strict=True):
+                        self._cache[(key, t)] = v
+                    while len(self._cache) > self.cache_size:
+                        self._cache.popitem(last=False)
+        return np.vstack([found[t] for t in texts])
 
     def _choose(self, ranked: Sequence[Scored]) -> list[Scored]:
         best = ranked[0]

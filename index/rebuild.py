@@ -86,6 +86,8 @@ def rebuild(
     notify = on_progress or (lambda stage, done, total: None)
     root = settings.index_dir
     report = RebuildReport(full=full)
+    if not settings.articles_dir.is_dir():  # before the lock creates the index folder
+        raise FileNotFoundError(f"articles folder not found: {settings.articles_dir}")
     with rebuild_lock(root):
         notify("load", 0, 0)
         loaded = load_articles(settings.articles_dir)
