@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import sys
+import textwrap
 from typing import TextIO
 
 from ..errors import SAFE_ERRORS
@@ -50,9 +52,32 @@ def chat(service: QAService, stdin: TextIO = sys.stdin, stdout: TextIO = sys.std
             log.exception("failed to answer %r", question)
             stdout.write("Sorry, something went wrong answering that; see the log.\n\n")
             continue
-        if not interactive:
+        text = answer_text(answer)
+        if interactive:
+            text = _wrap(text, shutil.get_terminal_size().columns)
+        else:
             stdout.write(f"{PROMPT}{question}\n")
-        stdout.write(answer_text(answer) + "\n\n")
+        stdout.write(text + "\n\n")
         stdout.flush()
         answered += 1
     return answered
+
+
+def _wrap(text: str, columns: int) -> str:
+    """Wrap at word boundaries for the terminal, keeping each line's indent."""
+    width = max(40, columns - 1)
+    out = []
+    for line in text.splitlines():
+        indent = line[: len(line) - len(line.lstrip())]
+        out.append(
+            textwrap.fill(
+                line,
+                width,
+                subsequent_indent=indent + ("  " if indent else ""),
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            if line
+            else ""
+        )
+    return "\n".join(out)
