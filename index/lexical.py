@@ -79,13 +79,15 @@ class LexicalIndex:
     def idf(self, terms: Sequence[str]) -> dict[str, float]:
         """BM25 idf of each term in the collection; a term it never saw gets the highest."""
         vocab = self._retriever.vocab_dict
-        scores = self._retriever.scores
-        df_all = np.diff(scores["indptr"], append=len(scores["data"]))
+        indptr = self._retriever.scores["indptr"]
+        stop = len(self._retriever.scores["data"])  # bm25s's indptr may omit the last end
         n = max(self.size, 1)
         out: dict[str, float] = {}
         for t in terms:
             i = vocab.get(t)
-            df = int(df_all[i]) if i is not None and i < len(df_all) else 0
+            df = 0
+            if i is not None and i < len(indptr):
+                df = int((indptr[i + 1] if i + 1 < len(indptr) else stop) - indptr[i])
             out[t] = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
         return out
 
