@@ -178,7 +178,9 @@ def open_searcher(settings: IndexSettings, embedder: Embedder | None = None) -> 
 @cli.command("search")
 @click.argument("query", required=False)
 @index_option
-@click.option("-k", "k", type=click.IntRange(1, 100), default=5, show_default=True)
+@click.option(
+    "-k", "k", type=click.IntRange(1, 100), default=5, show_default=True, help="Results to return."
+)
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
 @click.option(
     "--batch",
