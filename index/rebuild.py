@@ -26,7 +26,14 @@ from .embedder import Embedder, canonical_model_name
 from .errors import IndexMismatch, IndexNotBuilt
 from .models import Article, Chunk, RebuildReport
 from .settings import IndexSettings
-from .store import StoredIndex, VersionWriter, collect_garbage, open_current, rebuild_lock
+from .store import (
+    StoredArticle,
+    StoredIndex,
+    VersionWriter,
+    collect_garbage,
+    open_current,
+    rebuild_lock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +70,7 @@ def _chunker_settings(settings: IndexSettings) -> dict[str, int]:
 class _Plan:
     articles: list[tuple[Article, str]]
     previous: StoredIndex | None
-    reuse: dict[str, object]  # article id -> StoredArticle of the previous version
+    reuse: dict[str, StoredArticle]  # unchanged article id -> its previous record
     to_embed: list[Article]
 
 
@@ -122,8 +129,8 @@ def rebuild(
             for article, digest in plan.articles:
                 old = plan.reuse.get(article.id)
                 if old is not None and plan.previous is not None:
-                    chunks = plan.previous.stored_chunks(old)  # type: ignore[arg-type]
-                    first = old.first_chunk  # type: ignore[attr-defined]
+                    chunks = plan.previous.stored_chunks(old)
+                    first = old.first_chunk
                     vectors = np.asarray(plan.previous.vectors[first : first + len(chunks)])
                 else:
                     chunks, vectors = new_chunks[article.id], new_vectors[article.id]
@@ -171,7 +178,7 @@ def _plan(
         report.full = True
     old = {a.id: a for a in previous.articles()} if previous is not None else {}
     pairs = [(a, content_hash(a)) for a in sorted(articles, key=lambda a: a.id)]
-    reuse: dict[str, object] = {}
+    reuse: dict[str, StoredArticle] = {}
     to_embed: list[Article] = []
     for article, digest in pairs:
         prior = old.get(article.id)
@@ -212,14 +219,12 @@ def _embed(
         settings.chunk_tokens, settings.chunk_overlap_tokens, embedder.max_seq_length
     )
     inputs: list[str] = []
-    owners: list[str] = []
     for i, article in enumerate(
         tqdm(articles, desc="chunking", unit="article", disable=not show_progress)
     ):
         chunks = chunk_article(article, embedder.tokenizer, config)
         chunks_by_article[article.id] = chunks
         inputs.extend(embedding_inputs(article.title, chunks, embedder.tokenizer))
-        owners.extend([article.id] * len(chunks))
         if i % 200 == 0:
             notify("chunk", i, len(articles))
     total = len(inputs)
@@ -239,5 +244,5 @@ def _embed(
         n = len(chunks_by_article[article.id])
         by_article[article.id] = vectors[pos : pos + n]
         pos += n
-    assert pos == len(owners)
+    assert pos == len(vectors)
     return chunks_by_article, by_article
