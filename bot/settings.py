@@ -41,7 +41,11 @@ class Settings(IndexSettings):
     answer_max_sentences: int = Field(2, ge=1, le=10)
     answer_max_words: int = Field(60, ge=10, le=1000)
     abstain_threshold: float = Field(
-        0.55, description="Evidence score under which the bot says the articles do not say."
+        0.55,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Evidence score under which the bot says the articles do not say.",
     )
     max_question_length: int = Field(500, ge=10, le=4000)
 

@@ -55,3 +55,12 @@ class IndexSettings(BaseSettings):
         0.5, ge=0.0, le=1.0, description="Weight of dense cosine against normalised BM25."
     )
     keep_versions: int = Field(2, ge=1, description="Published index versions kept on disk.")
+    max_article_bytes: int = Field(
+        5_000_000,
+        ge=1_000,
+        le=1_000_000_000,
+        description="Largest article file read; a larger one is skipped with its reason.",
+    )
+    max_title_chars: int = Field(
+        200, ge=10, le=2_000, description="Longest title kept; longer ones are cut at a word."
+    )
