@@ -2,16 +2,19 @@
 
 A citation is a span of an article's text: the quote shown to the user is cut from the
 retrieved passage by character offsets and then compared with the article as stored, so a
-quote that does not occur verbatim at its offsets is never shown.
+quote that does not occur verbatim at its offsets is never shown. Numbering is per article:
+several quotes from one article sit under one number (`number_by_article`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from index.models import Hit
 
-from .models import Citation
+from .models import Answer, Citation
 
 
 def cite(n: int, hit: Hit, start: int, end: int) -> Citation:
@@ -45,3 +48,51 @@ def verified(citations: Sequence[Citation], article_text: Callable[[str], str | 
         if text is None or text[c.start : c.end] != c.quote:
             return False
     return True
+
+
+_MARKER_RUN = re.compile(r"\[(\d{1,3})\](?:\s*\[\d{1,3}\])*")
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+
+
+def number_by_article(answer: Answer) -> Answer:
+    """`answer` with one number per article: every quote from one article cites the same `[n]`.
+
+    Articles are numbered in the order the text first cites them (then, for citations the
+    text does not mention, such as the closest sources of a not-found answer, in list
+    order); the citations keep their order within an article and several may share `n`.
+    Markers in the text are rewritten to match, and a run such as `[1][2]` whose numbers now
+    name one article becomes `[1]`. Applied after either answerer, so both number alike.
+    """
+    if not answer.citations:
+        return answer
+    by_n: dict[int, Citation] = {}
+    for c in answer.citations:
+        by_n.setdefault(c.n, c)
+    order: list[str] = []
+    for m in _MARKER.finditer(answer.text):
+        c = by_n.get(int(m.group(1)))
+        if c is not None and c.article_id not in order:
+            order.append(c.article_id)
+    for c in answer.citations:
+        if c.article_id not in order:
+            order.append(c.article_id)
+    number = {article: i for i, article in enumerate(order, 1)}
+    new_n = {n: number[c.article_id] for n, c in by_n.items()}
+
+    def rewrite(m: re.Match[str]) -> str:
+        olds = [int(x) for x in _MARKER.findall(m.group())]
+        if any(n not in new_n for n in olds):
+            return m.group()  # not (only) our markers: leave the text as written
+        return "".join(f"[{n}]" for n in sorted({new_n[n] for n in olds}))
+
+    text = _MARKER_RUN.sub(rewrite, answer.text)
+    # Quotes from one article follow each other (in text order); exact repeats are dropped.
+    seen: set[tuple[str, int, int]] = set()
+    citations: list[Citation] = []
+    for c in sorted(answer.citations, key=lambda c: new_n[c.n]):
+        key = (c.article_id, c.start, c.end)
+        if key in seen:
+            continue
+        seen.add(key)
+        citations.append(replace(c, n=new_n[c.n]))
+    return replace(answer, text=text, citations=citations)

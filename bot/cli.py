@@ -11,12 +11,23 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, ClassVar, TextIO
 
 import click
 
-from index.cli import OneLineErrors, load_settings, setup_logging
+from index.cli_common import (
+    CLIError,
+    OneLineErrors,
+    describe_safe_error,
+    load_settings,
+    one_line,
+    read_lines,
+    setup_logging,
+    skipped_line,
+)
+from index.display import printable
 from index.errors import IndexNotBuilt
+from index.redact import redact_url
 from index.store import current_version_name
 
 from .errors import SAFE_ERRORS, BadQuestion
@@ -26,10 +37,14 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 
+class BotErrors(OneLineErrors):
+    """One-line errors, with the bot's own user-facing errors among the expected ones."""
+
+    safe_errors: ClassVar[tuple[type[Exception], ...]] = SAFE_ERRORS
+
+
 def bot_settings(**overrides: Any) -> Settings:
-    settings = load_settings(Settings, **overrides)
-    assert isinstance(settings, Settings)
-    return settings
+    return load_settings(Settings, **overrides)
 
 
 def ensure_index(service: QAService, *, quiet: bool = False) -> None:
@@ -50,13 +65,13 @@ def ensure_index(service: QAService, *, quiet: bool = False) -> None:
         )
     report = service.reindex()
     for s in report.skipped:
-        click.echo(f"skipped {s.path}: {s.reason}", err=True)
+        click.echo(skipped_line(s), err=True)
     if not quiet:
         click.echo(f"Indexed {report.articles} articles ({report.chunks} passages).", err=True)
 
 
 @click.group(
-    cls=OneLineErrors,
+    cls=BotErrors,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -95,8 +110,38 @@ def run_cmd() -> None:
     ensure_index(service)
     from .transports.discord_client import run_bot
 
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt), discord_errors(settings):
         asyncio.run(run_bot(settings, service))
+
+
+@contextlib.contextmanager
+def discord_errors(settings: Settings) -> Any:
+    """Turn Discord's refusals and an unreachable API into one line with what to check."""
+    import aiohttp
+    import discord
+
+    where = redact_url(settings.discord_api_base_url)
+    try:
+        yield
+    except discord.LoginFailure:
+        raise CLIError(
+            "Discord refused DISCORD_TOKEN: copy the bot's token again from the Developer "
+            "Portal (Bot > Reset Token)"
+        ) from None
+    except discord.PrivilegedIntentsRequired:
+        raise CLIError(
+            "Discord refused a privileged intent: enable Message Content Intent for the bot "
+            "in the Developer Portal (Bot > Privileged Gateway Intents)"
+        ) from None
+    except (aiohttp.ClientError, discord.GatewayNotFound, discord.ConnectionClosed) as exc:
+        raise CLIError(
+            f"cannot reach Discord at {where} ({one_line(str(exc)) or type(exc).__name__}): "
+            "check the network connection and DISCORD_API_BASE_URL"
+        ) from None
+    except discord.HTTPException as exc:
+        raise CLIError(
+            f"Discord answered HTTP {exc.status} at {where}: {one_line(exc.text or '')}"
+        ) from None
 
 
 @cli.command("sync")
@@ -107,7 +152,8 @@ def sync_cmd() -> None:
         raise click.ClickException("DISCORD_TOKEN is not set")
     from .transports.discord_client import sync_commands
 
-    where = asyncio.run(sync_commands(settings, QAService(settings), force=True))
+    with discord_errors(settings):
+        where = asyncio.run(sync_commands(settings, QAService(settings), force=True))
     click.echo("synced commands " + (f"to guilds {', '.join(where)}" if where else "globally"))
 
 
@@ -120,10 +166,15 @@ def sync_cmd() -> None:
     help="Index folder (default: INDEX_DIR).",
 )
 @click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="Passages to read.")
-@click.option("--batch", type=click.File("r", encoding="utf-8"), help="One question a line.")
+@click.option(
+    "--batch",
+    type=click.File("rb"),
+    help="File of questions, one a line ('-' for stdin); prints one JSON object a line. A line "
+    "that cannot be answered (not UTF-8, too long...) gets an object with an error.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object a line).")
 def ask_cmd(
-    question: str | None, index_dir: Path | None, k: int | None, batch: TextIO | None,
+    question: str | None, index_dir: Path | None, k: int | None, batch: BinaryIO | None,
     as_json: bool,
 ) -> None:  # fmt: skip
     """Answer QUESTION from the index, with numbered sources."""
@@ -132,9 +183,12 @@ def ask_cmd(
     settings = bot_settings(index_dir=index_dir, search_k=k)
     service = QAService(settings)
     if batch is not None:
-        for line in batch:
-            if line.strip():
-                _ask_one(service, line.rstrip("\n"), as_json=True)
+        for number, line in read_lines(batch):
+            if line is None:
+                error = f"line {number} is not valid UTF-8"
+                click.echo(json.dumps({"question": None, "line": number, "error": error}))
+            else:
+                _ask_one(service, line, as_json=True)
         return
     assert question is not None
     try:
@@ -150,7 +204,7 @@ def _report_bad(question: str, exc: Exception, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"question": question, "error": str(exc)}))
     else:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {one_line(str(exc))}", err=True)
 
 
 def _ask_one(service: QAService, question: str, as_json: bool) -> bool:
@@ -161,15 +215,15 @@ def _ask_one(service: QAService, question: str, as_json: bool) -> bool:
         return False
     except SAFE_ERRORS as exc:
         if not as_json:
-            raise click.ClickException(str(exc)) from exc
-        click.echo(json.dumps({"question": question, "error": str(exc)}))
+            raise  # one line, with a hint, from the group's handler
+        click.echo(json.dumps({"question": question, "error": describe_safe_error(exc)}))
         return False
     if as_json:
         click.echo(json.dumps(answer.to_json()))
     else:
         from .formatting import answer_text
 
-        click.echo(answer_text(answer))
+        click.echo(printable(answer_text(answer)))
     return True
 
 

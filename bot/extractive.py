@@ -9,7 +9,14 @@ quotes the best one or two, each followed by its citation marker. A sentence's s
   counts less than the one that singles out the answer;
 * the retrieval score of its passage (context the sentence alone lacks);
 * whether it holds the kind of thing the question asks for (a year for "when", a number for
-  "how many", a name for "who") beyond the words of the question itself.
+  "how many", a name for "who") beyond the words of the question itself;
+* for "what did X say" and "who said" questions, whose words it reports (`speakers.py`):
+  X's own quotes and reported speech rank above other people's accounts of them.
+
+The best sentence is quoted whole up to a hard character limit, even past the word cap (a
+long sentence that answers is worth reading in full); further sentences must fit the word
+cap, and a sentence past the character limit is trimmed to its answering clauses
+(`quoting.py`).
 
 Abstention: when the best evidence is weak (little semantic similarity and few of the
 question's terms anywhere in the passages), it says the articles do not answer and offers
@@ -23,18 +30,20 @@ import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from index.embedder import Embedder
 from index.lexical import document_terms, query_terms
 from index.models import Hit
-from index.sentences import sentence_spans
+from index.sentences import answer_spans
 
 from .citations import cite
 from .models import Answer, Citation
+from .quoting import Excerpt, excerpt
+from .speakers import SpeechQuestion, speech_question, speech_score, speeches
 
 NOT_FOUND_TEXT = (
     "The indexed articles don't say. These are the closest passages I found; they may not "
@@ -49,7 +58,6 @@ _MONTH = re.compile(
     r"December|century|centuries|decade|BC|AD|BCE|CE)\b"
 )
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z\-]+")
-_WORD = re.compile(r"\S+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,7 @@ class Weights:
     overlap: float = 1.0
     passage: float = 0.3
     answer_type: float = 0.15
+    speaker: float = 0.75  # whose words: X's own (+1) over others' accounts of X (-1)
     second_ratio: float = 0.85  # a second sentence must score at least this share of the best
     max_passages: int = 5
     max_candidates: int = 24  # sentences embedded per question
@@ -71,6 +80,8 @@ class _Candidate:
     start: int
     end: int
     text: str
+    speech: float = 0.0  # fit of the sentence's speaker to a speech question
+    attribution: tuple[int, int] | None = None  # article offsets of its attributing sentence
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +100,11 @@ class ExtractiveAnswerer:
         abstain_threshold: float = 0.55,
         weights: Weights | None = None,
         cache_size: int = 20_000,
+        max_quote_chars: int = 600,
     ) -> None:
         self.max_sentences = max_sentences
         self.max_words = max_words
+        self.max_quote_chars = max_quote_chars
         self.abstain_threshold = abstain_threshold
         self.weights = weights or Weights()
         self.cache_size = cache_size
@@ -106,6 +119,7 @@ class ExtractiveAnswerer:
         hits: Sequence[Hit],
         embedder: Embedder,
         idf: Mapping[str, float] | None = None,
+        extra: Sequence[Hit] = (),
     ) -> Answer:
         """Quote the sentences that answer `question` from `hits`, or abstain.
 
@@ -113,21 +127,32 @@ class ExtractiveAnswerer:
             idf: collection idf of the question's terms (`Searcher.term_weights`): a rare
                 word of the question missing from the passages is strong evidence that the
                 articles are about something else.
+            extra: more candidate passages found another way (`speaker_passages`); they
+                add sentences to choose from but no retrieval weight, and do not count as
+                evidence that the articles cover the question.
         """
         if not hits:
             return Answer(question, NO_ARTICLES_TEXT, found=False)
         hits = list(hits[: self.weights.max_passages])
+        if extra:
+            floor = min(h.score for h in hits)
+            hits += [replace(h, score=floor) for h in extra]
         ranked = self.rank_sentences(question, hits, embedder)
         evidence = self.evidence(question, hits, ranked, idf)
         if not ranked or evidence < self.abstain_threshold:
             return self._not_found(question, hits, ranked)
         chosen = self._choose(ranked)
+        who_said = (sq := speech_question(question)) is not None and sq.kind == "who"
         parts: list[str] = []
         citations: list[Citation] = []
         for n, s in enumerate(chosen, start=1):
-            start, end = self._clip(question, s.candidate, self.max_words)
-            citations.append(cite(n, hits[s.candidate.hit_index], start, end))
-            parts.append(f"{' '.join(citations[-1].quote.split())} [{n}]")
+            c = s.candidate
+            if who_said and n == 1:
+                c = self._with_attribution(c, hits[c.hit_index])
+            part = self._excerpt(question, c, whole=n == 1)
+            start, end = c.start + part.start, c.start + part.end
+            citations.append(cite(n, hits[c.hit_index], start, end))
+            parts.append(f"{part.display(c.text)} [{n}]")
         return Answer(question, " ".join(parts), found=True, citations=citations)
 
     def evidence(
@@ -166,11 +191,7 @@ class ExtractiveAnswerer:
     def rank_sentences(
         self, question: str, hits: Sequence[Hit], embedder: Embedder
     ) -> list[Scored]:
-        candidates = [
-            _Candidate(i, hit.start + s, hit.start + e, hit.text[s:e])
-            for i, hit in enumerate(hits)
-            for s, e in sentence_spans(hit.text)
-        ]
+        candidates = _candidates(hits, speech_question(question))
         if not candidates:
             return []
         q_terms = query_terms(question)
@@ -180,7 +201,7 @@ class ExtractiveAnswerer:
         w = self.weights
         if len(candidates) > w.max_candidates:
             # Embedding is the cost of an answer: embed only the lexically likeliest.
-            cheap = [w.overlap * o + w.passage * passage[c.hit_index]
+            cheap = [w.overlap * o + w.passage * passage[c.hit_index] + w.speaker * c.speech
                      for c, o in zip(candidates, overlap, strict=True)]  # fmt: skip
             keep = sorted(np.argsort(cheap)[::-1][: w.max_candidates].tolist())
             candidates = [candidates[i] for i in keep]
@@ -199,6 +220,7 @@ class ExtractiveAnswerer:
                 + w.overlap * o
                 + w.passage * passage[c.hit_index]
                 + w.answer_type * typed
+                + w.speaker * c.speech
             ) * (0.5 + 0.5 * novelty)
             scored.append(Scored(c, score, float(d), o))
         scored.sort(key=lambda s: -s.score)
@@ -247,23 +269,26 @@ class ExtractiveAnswerer:
             words += n
         return chosen
 
-    def _clip(self, question: str, c: _Candidate, max_words: int) -> tuple[int, int]:
-        """Offsets of at most `max_words` words of the sentence, where the question's terms
-        are densest (a long sentence is cut, never rewritten)."""
-        spans = [(m.start(), m.end()) for m in _WORD.finditer(c.text)]
-        if len(spans) <= max_words:
-            return c.start, c.end
-        terms = set(query_terms(question))
-        hits = [1 if set(document_terms(c.text[s:e])) & terms else 0 for s, e in spans]
-        window = sum(hits[:max_words])
-        best, best_at = window, 0
-        for i in range(1, len(spans) - max_words + 1):
-            window += hits[i + max_words - 1] - hits[i - 1]
-            if window > best:
-                best, best_at = window, i
-        s = spans[best_at][0]
-        e = spans[best_at + max_words - 1][1]
-        return c.start + s, c.start + e
+    def _excerpt(self, question: str, c: _Candidate, *, whole: bool) -> Excerpt:
+        """What to quote of a sentence: all of it, or its answering clauses (`quoting.py`)."""
+        return excerpt(
+            c.text,
+            query_terms(question),
+            max_words=self.max_words,
+            max_chars=self.max_quote_chars,
+            whole=whole,
+        )
+
+    def _with_attribution(self, c: _Candidate, hit: Hit) -> _Candidate:
+        """For "who said": the sentence run up to the one that names its speaker, when the
+        quotation is attributed in a later sentence of its paragraph and the run fits."""
+        if c.attribution is None or c.attribution[1] <= c.end:
+            return c
+        end = c.attribution[1]
+        if not (hit.start <= c.start < end <= hit.end) or end - c.start > self.max_quote_chars:
+            return c
+        text = hit.text[c.start - hit.start : end - hit.start]
+        return _Candidate(c.hit_index, c.start, end, text, c.speech, c.attribution)
 
     def _not_found(self, question: str, hits: Sequence[Hit], ranked: Sequence[Scored]) -> Answer:
         citations: list[Citation] = []
@@ -273,11 +298,67 @@ class ExtractiveAnswerer:
             if i in seen:
                 continue
             seen.add(i)
-            start, end = self._clip(question, s.candidate, self.max_words)
+            part = self._excerpt(question, s.candidate, whole=False)
+            start, end = s.candidate.start + part.start, s.candidate.start + part.end
             citations.append(cite(len(citations) + 1, hits[i], start, end))
             if len(citations) == 3:
                 break
         return Answer(question, NOT_FOUND_TEXT, found=False, citations=citations)
+
+
+def speaker_passages(
+    question: str,
+    hits: Sequence[Hit],
+    passages_of: Callable[[str], Sequence[Hit]],
+    limit: int = 2,
+) -> list[Hit]:
+    """For "what did X say": passages of the top articles where X speaks, not yet retrieved.
+
+    Retrieval ranks passages by the question's words, so the passage holding X's own quote
+    can lose to the one where somebody else recounts it (and a search for X's name would
+    fold it into its overlapping neighbour). The top articles' other passages are read for
+    X's attributed words instead.
+
+    Args:
+        passages_of: every passage of an article, in order (from the index).
+    """
+    sq = speech_question(question)
+    if sq is None or sq.kind != "say" or not hits:
+        return []
+    taken = [(h.article_id, h.start, h.end) for h in hits]
+    out: list[Hit] = []
+    for article in dict.fromkeys(h.article_id for h in hits[:2]):
+        for p in passages_of(article):
+            if any(a == article and s <= p.start and p.end <= e for a, s, e in taken):
+                continue  # nothing new: overlapping windows still add their other sentences
+            spans = answer_spans(p.text)
+            said = speeches(p.text, spans)
+            if any(
+                speech_score(sq, sp, p.text[s:e]) >= 0.75
+                for (s, e), sp in zip(spans, said, strict=True)
+            ):
+                out.append(p)
+                taken.append((article, p.start, p.end))
+                if len(out) == limit:
+                    return out
+    return out
+
+
+def _candidates(hits: Sequence[Hit], question: SpeechQuestion | None) -> list[_Candidate]:
+    """The sentences of the passages, with their speaker's fit to a speech question."""
+    out: list[_Candidate] = []
+    for i, hit in enumerate(hits):
+        spans = answer_spans(hit.text)  # headings, code and tables are not answers
+        said = speeches(hit.text, spans) if question is not None else [None] * len(spans)
+        for (s, e), speech in zip(spans, said, strict=True):
+            text = hit.text[s:e]
+            fit, at = 0.0, None
+            if question is not None and speech is not None:
+                fit = speech_score(question, speech, text)
+                if speech.attribution is not None:
+                    at = (hit.start + speech.attribution[0], hit.start + speech.attribution[1])
+            out.append(_Candidate(i, hit.start + s, hit.start + e, text, fit, at))
+    return out
 
 
 def _word_count(text: str) -> int:

@@ -7,13 +7,18 @@ The model only writes the wording; this module decides whether that wording may 
   with any fence look-alike inside an article neutralised), so article text cannot pose as
   instructions;
 - the reply's `[n]` markers are checked against the passages actually sent; markers naming
-  no passage are dropped, the rest are renumbered in order of first appearance;
+  no passage are dropped;
+- each sentence must be supported by the passages it cites (`grounding`): unsupported
+  sentences are dropped, links no cited passage holds are removed, and the markers left are
+  renumbered in order of first appearance;
+- the base URL's user and password (`http://user:pass@host/v1`) are sent as Basic auth and
+  kept out of the URL, so no log line, error or repr can carry them (`index.redact`);
 - every citation is cut from the passage by character offsets (`cite`), never taken from
   the model's words, so its quote is verbatim by construction.
 
-Anything short of a cited answer (no usable marker, `NOT_IN_SOURCES`, an HTTP error, a
-timeout, a malformed or truncated reply) returns the extractive answer unchanged, with the
-reason logged at WARNING.
+Anything short of a cited answer (no usable marker, no supported sentence,
+`NOT_IN_SOURCES`, an HTTP error, a timeout, a malformed or truncated reply) returns the
+extractive answer unchanged, with the reason logged at WARNING.
 """
 
 from __future__ import annotations
@@ -21,13 +26,16 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
 from index.models import Hit
+from index.redact import redact_text, redact_url, register_secret
 from index.sentences import sentence_spans
 
 from .citations import cite
+from .grounding import MARKER_RUN, Source, claims, content_terms, ground, marker_numbers
 from .models import Answer, Citation
 
 log = logging.getLogger(__name__)
@@ -56,19 +64,7 @@ _THINK_BLOCK = re.compile(r"<(think|thinking)>.*?</\1\s*>", re.IGNORECASE | re.D
 _THINK_OPEN = re.compile(r"<think(?:ing)?>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</think(?:ing)?\s*>", re.IGNORECASE)
 
-# A run of markers: "[1]", "[1, 2]", "[1][2]", "[1] [2]"; pre/post are the spaces around it.
-_GROUP = r"\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\]"
-_RUN = re.compile(rf"(?P<pre>[ \t]*)(?P<run>{_GROUP}(?:[ \t]*{_GROUP})*)(?P<post>[ \t]*)")
-_NUMBER = re.compile(r"\d+")
-_WORD = re.compile(r"\w+")
 _CLOSING_PUNCT = ".,;:!?)]}\"'"
-
-_STOPWORD_LIST = (
-    "a an and are as at be been but by did do does for from had has have he her his how i in "
-    "is it its of on or she so than that the their them then there these they this those to "
-    "was we were what when where which who why will with you"
-)
-_STOPWORDS = frozenset(_STOPWORD_LIST.split())
 
 
 class _Unusable(Exception):
@@ -87,7 +83,10 @@ class LLMAnswerer:
         max_tokens: int = 400,
         client: httpx.Client | None = None,
     ) -> None:
-        self.url = f"{base_url.rstrip('/')}/chat/completions"
+        url, self._auth = _split_credentials(base_url)
+        self.url = f"{url.rstrip('/')}/chat/completions"
+        for secret in (api_key, self._auth and self._auth[1]):
+            register_secret(secret)  # masked in every log line and error from now on
         self.model = model
         self.timeout = timeout
         self.max_tokens = max_tokens
@@ -96,7 +95,7 @@ class LLMAnswerer:
         self._client = client if client is not None else httpx.Client(timeout=timeout)
 
     def __repr__(self) -> str:  # never show the key
-        return f"LLMAnswerer(url={self.url!r}, model={self.model!r})"
+        return f"LLMAnswerer(url={redact_url(self.url)!r}, model={self.model!r})"
 
     def close(self) -> None:
         if self._owns_client:
@@ -111,15 +110,15 @@ class LLMAnswerer:
             return fallback
         try:
             reply = self._complete(build_messages(question, hits))
-            text, order = _check_markers(reply, _citable(hits))
+            text, order = _checked(reply, hits)
         except _Unusable as exc:
             log.warning("LLM answer not used (%s); keeping the extractive answer", exc)
             return fallback
-        claims = _claims(text)
+        vouched = claims(text)
         citations: list[Citation] = []
         for n, passage in enumerate(order, 1):
             hit = hits[passage - 1]
-            start, end = _best_sentence(hit, claims.get(n, set()))
+            start, end = _best_sentence(hit, vouched.get(n, set()))
             citations.append(cite(n, hit, start, end))
         return Answer(question, text, found=True, citations=citations, answerer="llm")
 
@@ -133,15 +132,16 @@ class LLMAnswerer:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         try:
             response = self._client.post(
-                self.url, json=payload, headers=headers, timeout=self.timeout
+                self.url, json=payload, headers=headers, auth=self._auth, timeout=self.timeout
             )
         except httpx.TimeoutException as exc:
             raise _Unusable(f"no reply within {self.timeout:g}s ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise _Unusable(f"request failed: {type(exc).__name__}: {exc}") from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            reason = redact_text(str(exc))
+            raise _Unusable(f"request failed: {type(exc).__name__}: {reason}") from None
         if response.status_code != 200:
             # The body is not logged: some providers echo part of the key in auth errors.
-            raise _Unusable(f"HTTP {response.status_code} from {self.url}")
+            raise _Unusable(f"HTTP {response.status_code} from {redact_url(self.url)}")
         try:
             choice = response.json()["choices"][0]
             content = choice["message"]["content"]
@@ -152,6 +152,24 @@ class LLMAnswerer:
         if isinstance(choice, dict) and choice.get("finish_reason") == "length":
             raise _Unusable(f"reply cut off at max_tokens={self.max_tokens}")
         return content
+
+
+def _split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """`url` without its `user:password@`, and those as a Basic-auth pair (if any).
+
+    httpx would send them as Basic auth too, but it keeps them in the request URL, which it
+    logs at INFO; taken out here, no log line, error or repr of the URL can carry them.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        username, password = parts.username, parts.password
+    except ValueError:  # a malformed port or host: the request fails and says so, redacted
+        return url, None
+    if username is None and password is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, (unquote(username or ""), unquote(password or ""))
 
 
 def build_messages(question: str, hits: Sequence[Hit]) -> list[dict[str, str]]:
@@ -198,32 +216,62 @@ def strip_thinking(reply: str) -> str:
     return text.strip()
 
 
-def _check_markers(reply: str, citable: set[int]) -> tuple[str, list[int]]:
-    """Clean the reply's markers.
+def _checked(reply: str, hits: Sequence[Hit]) -> tuple[str, list[int]]:
+    """The reply reduced to what its cited passages support, with markers renumbered.
 
-    Returns the text, with markers renumbered 1..m in order of first appearance and written
-    `[1][2]`, and `order[i]`: the passage number (1-based) that marker `[i+1]` now names.
-    Markers naming no citable passage are removed together with the spaces that held them.
+    Returns the text and `order[i]`: the passage number (1-based) that marker `[i+1]` names.
+
+    Raises:
+        _Unusable: nothing of the reply can be shown (the message says why).
+    """
+    citable = _citable(hits)
+    text = _valid_markers(strip_thinking(reply), citable)
+    sources = {
+        n: Source(hit.text, hit.title, tuple(x for x in (hit.url, hit.source) if x))
+        for n, hit in enumerate(hits, 1)
+        if n in citable
+    }
+    grounded = ground(text, sources)
+    for sentence in grounded.dropped:
+        log.info("LLM sentence dropped (%s)", sentence.verdict.reason)
+    for link in (link for s in grounded.sentences for link in s.removed_links):
+        log.info("LLM link removed: no cited passage holds %r", redact_url(link)[:200])
+    if not grounded.text:
+        raise _Unusable(f"none of its {len(grounded.sentences)} sentences is supported")
+    return _renumber(grounded.text)
+
+
+def _valid_markers(text: str, citable: set[int]) -> str:
+    """`text` without the markers that name no citable passage (and the spaces holding them).
 
     Raises:
         _Unusable: empty reply, NOT_IN_SOURCES, or no marker names a passage.
     """
-    text = strip_thinking(reply)
     if not text:
         raise _Unusable("empty reply")
     if NOT_IN_SOURCES in text.upper():
         raise _Unusable("the model found no answer in the passages")
-    order: list[int] = []
-    for m in _RUN.finditer(text):
-        for n in map(int, _NUMBER.findall(m["run"])):
-            if n in citable and n not in order:
-                order.append(n)
-    if not order:
+    if not any(n in citable for m in MARKER_RUN.finditer(text) for n in marker_numbers(m["run"])):
         raise _Unusable("no citation marker names a passage")
-    renumber = {passage: i for i, passage in enumerate(order, 1)}
+    return _rewrite_markers(text, {n: n for n in citable})
+
+
+def _renumber(text: str) -> tuple[str, list[int]]:
+    """Markers renumbered 1..m in order of first appearance, written `[1][2]`.
+
+    Returns the text and `order[i]`: the passage number that marker `[i+1]` now names.
+    """
+    order = list(
+        dict.fromkeys(n for m in MARKER_RUN.finditer(text) for n in marker_numbers(m["run"]))
+    )
+    return _rewrite_markers(text, {p: i for i, p in enumerate(order, 1)}), order
+
+
+def _rewrite_markers(text: str, mapping: dict[int, int]) -> str:
+    """Rewrite each marker run through `mapping`; numbers it lacks are removed."""
 
     def rewrite(m: re.Match[str]) -> str:
-        kept = sorted({renumber[n] for n in map(int, _NUMBER.findall(m["run"])) if n in renumber})
+        kept = sorted({mapping[n] for n in marker_numbers(m["run"]) if n in mapping})
         if kept:
             return m["pre"] + "".join(f"[{n}]" for n in kept) + m["post"]
         # Removed: keep one space only between two words on the same line.
@@ -232,44 +280,8 @@ def _check_markers(reply: str, citable: set[int]) -> tuple[str, list[int]]:
         after = m.end() < len(s) and s[m.end()] != "\n" and s[m.end()] not in _CLOSING_PUNCT
         return " " if before and after and (m["pre"] or m["post"]) else ""
 
-    text = _RUN.sub(rewrite, text)
-    text = re.sub(r"\n{3,}", "\n\n", text).strip()
-    if not _WORD.search(_RUN.sub("", text)):
-        raise _Unusable("reply has markers but no text")
-    return text, order
-
-
-def _claims(text: str) -> dict[int, set[str]]:
-    """Content words of the generated text each marker `[n]` vouches for.
-
-    A marker covers the text since the previous marker on its line (or the line's start); a
-    marker that opens its line covers the text after it instead.
-    """
-    claims: dict[int, set[str]] = {}
-    runs = list(_RUN.finditer(text))
-    for i, m in enumerate(runs):
-        line_start = text.rfind("\n", 0, m.start()) + 1
-        prev_end = runs[i - 1].end() if i > 0 else 0
-        segment = text[max(line_start, prev_end) : m.start()]
-        if not _content_words(segment):
-            line_end = text.find("\n", m.end())
-            next_start = runs[i + 1].start() if i + 1 < len(runs) else len(text)
-            segment = text[m.end() : min(next_start, line_end if line_end >= 0 else len(text))]
-        words = _content_words(segment)
-        for n in map(int, _NUMBER.findall(m["run"])):
-            claims.setdefault(n, set()).update(words)
-    return claims
-
-
-def _content_words(text: str) -> set[str]:
-    words = set()
-    for word in _WORD.findall(text.lower()):
-        if word in _STOPWORDS:
-            continue
-        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-            word = word[:-1]
-        words.add(word)
-    return words
+    text = MARKER_RUN.sub(rewrite, text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def _best_sentence(hit: Hit, claim: set[str]) -> tuple[int, int]:
@@ -280,7 +292,7 @@ def _best_sentence(hit: Hit, claim: set[str]) -> tuple[int, int]:
         spans = [(lead, len(hit.text.rstrip()))]
     best = max(
         range(len(spans)),
-        key=lambda i: (len(claim & _content_words(hit.text[slice(*spans[i])])), -i),
+        key=lambda i: (len(claim & content_terms(hit.text[slice(*spans[i])])), -i),
     )
     s, e = spans[best]
     return hit.start + s, hit.start + e

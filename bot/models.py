@@ -37,17 +37,21 @@ class Citation:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """`text` carries `[n]` markers that refer to `citations[n-1]`.
+    """`text` carries `[n]` markers; `[n]` refers to every citation numbered `n`.
+
+    Numbers are per article (`citations.number_by_article`): several quotes from one article
+    share its number, and the citations are listed in number order.
 
     When `found` is False the text says the articles do not answer the question and the
-    citations are the closest sources offered instead (nothing is claimed from them).
+    citations are the closest sources offered instead (nothing is claimed from them); a reply
+    to small talk ("hi", "thanks") is not found and has no citations.
     """
 
     question: str
     text: str
     found: bool
     citations: list[Citation] = field(default_factory=list)
-    answerer: str = "extractive"  # or "llm"
+    answerer: str = "extractive"  # or "llm", or "chitchat" for a reply to small talk
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:

@@ -11,16 +11,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 
 from index.embedder import Embedder, load_embedder
 from index.live import LiveIndex
-from index.models import RebuildReport
+from index.models import Hit, RebuildReport, chunk_id
 from index.rebuild import Progress, ann_config, rebuild
+from index.search import Searcher
 from index.store import StoredArticle
 
-from .citations import verified
+from .chitchat import small_talk, without_greeting
+from .citations import number_by_article, verified
 from .errors import AnswerError
-from .extractive import ExtractiveAnswerer
+from .extractive import ExtractiveAnswerer, speaker_passages
 from .llm import LLMAnswerer
 from .models import Answer
 from .questions import clean_question
@@ -46,6 +49,7 @@ class QAService:
             max_sentences=settings.answer_max_sentences,
             max_words=settings.answer_max_words,
             abstain_threshold=settings.abstain_threshold,
+            max_quote_chars=settings.answer_max_quote_chars,
         )
         self.llm = (
             LLMAnswerer(
@@ -81,11 +85,23 @@ class QAService:
         """
         started = time.perf_counter()
         q = self.clean(question)
+        talk = small_talk(q)
+        if talk is not None:  # "hi", "thanks!": a friendly reply, no search, nothing quoted
+            return _with_time(
+                Answer(q, talk.reply, found=False, answerer="chitchat"),
+                time.perf_counter() - started,
+            )
+        asked = without_greeting(q)
         searcher = self.live.get()
-        hits = searcher.search(q, self.settings.search_k)
-        result = self.extractive.answer(q, hits, searcher.embedder, searcher.term_weights(q))
+        k = self.settings.search_k
+        hits = searcher.search(asked, k)
+        extra = speaker_passages(asked, hits, lambda article: _passages(searcher, article))
+        result = self.extractive.answer(
+            asked, hits, searcher.embedder, searcher.term_weights(asked), extra=extra
+        )
         if self.llm is not None and result.found:
-            result = self.llm.answer(q, hits, fallback=result)
+            result = self.llm.answer(asked, [*hits, *extra], fallback=result)
+        result = replace(number_by_article(result), question=q)
         if not verified(result.citations, searcher.stored.article_text):
             log.error("citation check failed for %r; refusing to show it", q)
             raise AnswerError("Sorry, I could not verify the sources for that answer.")
@@ -109,7 +125,29 @@ class QAService:
         return report
 
 
-def _with_time(answer: Answer, seconds: float) -> Answer:
-    from dataclasses import replace
+def _passages(searcher: Searcher, article_id: str) -> list[Hit]:
+    """Every passage of one article, in order, as search results with no score."""
+    stored = searcher.stored
+    article = next((a for a in stored.articles() if a.id == article_id), None)
+    if article is None:
+        return []
+    rows = stored.chunk_rows(range(article.first_chunk, article.first_chunk + article.n_chunks))
+    return [
+        Hit(
+            rank=0,
+            score=0.0,
+            chunk_id=chunk_id(m["article_id"], m["ordinal"]),
+            article_id=m["article_id"],
+            title=m["title"],
+            source=m["source"],
+            start=m["start"],
+            end=m["end"],
+            text=m["text"],
+            url=m["url"],
+        )
+        for _, m in sorted(rows.items())
+    ]
 
+
+def _with_time(answer: Answer, seconds: float) -> Answer:
     return replace(answer, seconds=seconds)

@@ -9,13 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
 from index.settings import IndexSettings
 
 DISCORD_API = "https://discord.com/api/v10"
 DISCORD_GATEWAY = "wss://gateway.discord.gg/"
+_DEFAULT_URLS = {"discord_api_base_url": DISCORD_API, "discord_gateway_url": DISCORD_GATEWAY}
 
 
 def _id_list(value: object) -> object:
@@ -40,6 +41,13 @@ class Settings(IndexSettings):
     search_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
     answer_max_sentences: int = Field(2, ge=1, le=10)
     answer_max_words: int = Field(60, ge=10, le=1000)
+    answer_max_quote_chars: int = Field(
+        600,
+        ge=100,
+        le=1000,
+        description="Longest single sentence quoted whole (past answer_max_words); the cap "
+        "keeps a quote inside a Discord embed field (1,024 characters).",
+    )
     abstain_threshold: float = Field(
         0.55,
         ge=0.0,
@@ -53,8 +61,8 @@ class Settings(IndexSettings):
     llm_base_url: str | None = Field(None, description="e.g. http://localhost:11434/v1")
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None
-    llm_timeout: float = Field(30.0, gt=0)
-    llm_max_tokens: int = Field(400, ge=16)
+    llm_timeout: float = Field(30.0, gt=0, le=600, allow_inf_nan=False)
+    llm_max_tokens: int = Field(400, ge=16, le=100_000)
 
     # Discord
     discord_token: SecretStr | None = None
@@ -62,13 +70,46 @@ class Settings(IndexSettings):
     discord_admin_user_ids: IdList = Field(default_factory=list)
     discord_api_base_url: str = DISCORD_API
     discord_gateway_url: str = DISCORD_GATEWAY
-    discord_cooldown_seconds: float = Field(10.0, ge=0)
+    discord_cooldown_seconds: float = Field(10.0, ge=0, le=86_400, allow_inf_nan=False)
     discord_private_by_default: bool = False
     discord_answer_mentions: bool = True
+    discord_drain_seconds: float = Field(
+        7.0,
+        ge=0,
+        le=600,
+        allow_inf_nan=False,
+        description="On SIGTERM/SIGINT, how long questions already being answered may take to "
+        "be delivered before the bot exits (a second signal stops at once).",
+    )
+    discord_answer_workers: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Questions answered at once; the others wait their turn, already "
+        "acknowledged. Raise it for an LLM endpoint that serves requests in parallel.",
+    )
     index_poll_seconds: float = Field(
-        5.0, gt=0, description="How often a running bot looks for a newly published index."
+        5.0,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="How often a running bot looks for a newly published index.",
     )
     feedback_db: Path = Path("data/feedback.sqlite")
+
+    @field_validator("llm_base_url", "discord_api_base_url", "discord_gateway_url")
+    @classmethod
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """An endpoint must be an http(s)/ws(s) URL; the message never repeats the value, which
+        may hold a password."""
+        if value is None or not value.strip():
+            return None if info.field_name == "llm_base_url" else _DEFAULT_URLS[info.field_name]
+        value = value.strip()
+        gateway = info.field_name == "discord_gateway_url"
+        schemes = ("ws://", "wss://") if gateway else ("http://", "https://")
+        if not value.lower().startswith(schemes):
+            raise ValueError(f"must be a URL starting with {' or '.join(schemes)}")
+        return value
 
     _ids = field_validator("discord_guild_ids", "discord_admin_user_ids", mode="before")(
         classmethod(lambda cls, v: _id_list(v))

@@ -6,16 +6,24 @@ would be silently cut by the model and be invisible to search. Consecutive windo
 by whole sentences, so a fact that straddles a boundary is still whole in one chunk. Each
 chunk keeps character offsets into the article text, which is what lets a citation quote and
 point at the exact passage.
+
+Chunks are packed from clean units only: the sentences of `index.sentences` minus the
+article's boilerplate spans (`index.boilerplate`), and a window never reaches across a
+boilerplate span, so a chunk's text (what is embedded, indexed for BM25 and handed to the
+answerer) holds none of it while still being one verbatim slice of the article. Headings
+stay in as context for the section they open, but a window does not end on one.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .boilerplate import boilerplate_of
 from .embedder import Tokenizer, document_input
 from .models import Article, Chunk
-from .sentences import sentence_spans
+from .sentences import Sentence, sentences
 
 TITLE_TOKEN_CAP = 48  # a long title must not crowd out the passage it labels
 SPECIAL_TOKENS = 2  # [CLS] and [SEP]
@@ -89,12 +97,15 @@ def chunk_article(article: Article, tokenizer: Tokenizer, config: ChunkerConfig)
     budget = min(config.max_tokens, config.max_seq_length - SPECIAL_TOKENS - title_tokens)
     budget = max(budget, 8)
     text = article.text
-    spans = sentence_spans(text)
+    runs = clean_runs(article)
     while True:
         overlap = min(config.overlap_tokens, budget // 2)
-        units = _units(text, spans, tokenizer, budget)
-        windows = _pack(units, budget, overlap)
-        chunks = [(text[units[a][0] : units[b][1]], units[a][0], units[b][1]) for a, b in windows]
+        chunks = []
+        for run in runs:
+            units = _units(text, [(u.start, u.end) for u in run], tokenizer, budget)
+            headings = _heading_units(run, units)
+            for a, b in _pack(units, budget, overlap, headings):
+                chunks.append((text[units[a][0] : units[b][1]], units[a][0], units[b][1]))
         counts = _token_counts(tokenizer, [document_input(title, c[0]) for c in chunks])
         # A word cut mid-way re-tokenises on its own into more pieces than it had in its
         # sentence, so a chunk can overshoot by a few: shrink the budget and cut again.
@@ -108,9 +119,50 @@ def chunk_article(article: Article, tokenizer: Tokenizer, config: ChunkerConfig)
     ]
 
 
-def _pack(units: list[tuple[int, int, int]], budget: int, overlap: int) -> list[tuple[int, int]]:
+def clean_runs(article: Article) -> list[list[Sentence]]:
+    """The article's sentences outside its boilerplate, in runs that no boilerplate splits."""
+    excluded = boilerplate_of(article)
+    runs: list[list[Sentence]] = []
+    run: list[Sentence] = []
+    k = 0  # first excluded span that may still lie at or after the current sentence
+    for u in sentences(article.text):
+        while k < len(excluded) and excluded[k][1] <= u.start:
+            if run and excluded[k][0] >= run[-1].end:
+                runs.append(run)  # a boilerplate span lies between the run and `u`
+                run = []
+            k += 1
+        if k < len(excluded) and excluded[k][0] < u.end:
+            continue  # overlaps boilerplate
+        run.append(u)
+    if run:
+        runs.append(run)
+    if not runs and excluded:
+        # All of it looks like furniture: more likely a misjudged short article than a page
+        # worth nothing, and an article must stay findable.
+        return [sentences(article.text)]
+    return runs
+
+
+def _heading_units(run: list[Sentence], units: list[tuple[int, int, int]]) -> set[int]:
+    """Indices of the units that are (pieces of) headings."""
+    heads = [(u.start, u.end) for u in run if u.kind == "heading"]  # sorted, disjoint
+    if not heads:
+        return set()
+    starts = [a for a, _ in heads]
+    found = set()
+    for i, (s, e, _) in enumerate(units):
+        k = bisect.bisect_right(starts, s) - 1
+        if k >= 0 and e <= heads[k][1]:
+            found.add(i)
+    return found
+
+
+def _pack(
+    units: list[tuple[int, int, int]], budget: int, overlap: int, headings: set[int] = frozenset()
+) -> list[tuple[int, int]]:
     """Greedy windows `(first_unit, last_unit)`; each next window re-takes trailing sentences
-    of the previous one worth at most `overlap` tokens, always moving forward."""
+    of the previous one worth at most `overlap` tokens, always moving forward. A window that
+    would end on a heading ends before it, so the heading opens the next window instead."""
     windows: list[tuple[int, int]] = []
     first = 0
     while first < len(units):
@@ -120,6 +172,9 @@ def _pack(units: list[tuple[int, int, int]], budget: int, overlap: int) -> list[
             total += units[last][2]
             last += 1
         last = max(last - 1, first)
+        if last < len(units) - 1:
+            while last > first and last in headings:
+                last -= 1
         windows.append((first, last))
         if last == len(units) - 1:
             break

@@ -10,71 +10,19 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import BinaryIO
 
 import click
-from pydantic import ValidationError
 
+from .cli_common import OneLineErrors, load_settings, read_lines, setup_logging, skipped_line
+from .display import printable
 from .embedder import Embedder, load_embedder
-from .errors import IndexError_
 from .rebuild import ann_config, rebuild
 from .search import MODES, Searcher
 from .settings import IndexSettings
 from .store import open_current
 
 log = logging.getLogger(__name__)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def render_validation_error(exc: ValidationError) -> str:
-    """One line naming each bad setting, as the environment spells it."""
-    parts = []
-    for err in exc.errors():
-        name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
-        parts.append(f"{name}: {err['msg']}")
-    return "invalid settings: " + "; ".join(parts)
-
-
-def load_settings(cls: type[IndexSettings] = IndexSettings, **overrides: Any) -> IndexSettings:
-    try:
-        settings = cls()
-    except ValidationError as exc:
-        fail(render_validation_error(exc), 2)
-    update = {k: v for k, v in overrides.items() if v is not None}
-    return settings.model_copy(update=update) if update else settings
-
-
-class OneLineErrors(click.Group):
-    """A click group whose usage errors are one line, like every other failure here."""
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        kwargs["standalone_mode"] = False
-        try:
-            return super().main(*args, **kwargs)
-        except click.exceptions.Exit as exc:
-            sys.exit(exc.exit_code)
-        except click.Abort:
-            fail("aborted", 130)
-        except click.UsageError as exc:
-            hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
-            fail(f"{exc.format_message()}{hint}", 2)
-        except click.ClickException as exc:
-            fail(exc.format_message(), exc.exit_code)
-        except IndexError_ as exc:
-            fail(str(exc))
-        except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
-            fail(str(exc))
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
-
-
-def setup_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -114,7 +62,7 @@ def rebuild_cmd(
     source: Path | None, index_dir: Path | None, full: bool, as_json: bool, quiet: bool
 ) -> None:
     """Index the articles folder; only new or changed articles are embedded."""
-    settings = load_settings(articles_dir=source, index_dir=index_dir)
+    settings = load_settings(IndexSettings, articles_dir=source, index_dir=index_dir)
     show = not quiet and sys.stderr.isatty()
     report = rebuild(
         settings,
@@ -122,12 +70,11 @@ def rebuild_cmd(
         full=full,
         show_progress=show,
     )
-    if as_json:  # index.articles has already logged each skipped file as a warning
+    for s in report.skipped:  # once each, whatever the flags (the loader only logs at info)
+        click.echo(skipped_line(s), err=True)
+    if as_json:
         click.echo(json.dumps(report.to_json()))
         return
-    for s in report.skipped:
-        where = f"{s.path}:{s.line}" if s.line else s.path
-        click.echo(f"skipped {where}: {s.reason}", err=True)
     state = "published " + str(report.version) if report.published else "nothing changed"
     click.echo(
         f"{report.articles} articles, {report.chunks} chunks: {report.added} added, "
@@ -141,7 +88,7 @@ def rebuild_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def stats_cmd(index_dir: Path | None, as_json: bool) -> None:
     """Counts, model and index type of the published index."""
-    settings = load_settings(index_dir=index_dir)
+    settings = load_settings(IndexSettings, index_dir=index_dir)
     stored = open_current(settings.index_dir)
     try:
         m = stored.manifest
@@ -184,8 +131,9 @@ def open_searcher(settings: IndexSettings, embedder: Embedder | None = None) -> 
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
 @click.option(
     "--batch",
-    type=click.File("r", encoding="utf-8"),
-    help="File of queries, one a line ('-' for stdin); prints one JSON object a line.",
+    type=click.File("rb"),
+    help="File of queries, one a line ('-' for stdin); prints one JSON object a line (a line "
+    "that is not UTF-8 gets an object with an error).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def search_cmd(
@@ -193,7 +141,7 @@ def search_cmd(
     index_dir: Path | None,
     k: int,
     mode: str,
-    batch: Any,
+    batch: BinaryIO | None,
     as_json: bool,
 ) -> None:
     """Search the index for passages about QUERY."""
@@ -201,12 +149,10 @@ def search_cmd(
         raise click.UsageError("give either a QUERY or --batch FILE")
     if query is not None and not query.strip():
         raise click.UsageError("the query is empty")
-    settings = load_settings(index_dir=index_dir)
+    settings = load_settings(IndexSettings, index_dir=index_dir)
     searcher = open_searcher(settings)
     if batch is not None:
-        queries = [line.strip() for line in batch if line.strip()]
-        for q, hits in zip(queries, searcher.search_batch(queries, k, mode), strict=True):  # type: ignore[arg-type]
-            click.echo(json.dumps({"query": q, "results": [h.to_json() for h in hits]}))
+        _search_batch(searcher, batch, k, mode)
         return
     assert query is not None
     hits = searcher.search(query, k, mode)  # type: ignore[arg-type]
@@ -216,8 +162,23 @@ def search_cmd(
     if not hits:
         click.echo("no results")
     for h in hits:
-        click.echo(f"[{h.rank}] {h.score:.3f}  {h.title}  ({h.source}, {h.start}-{h.end})")
-        click.echo("    " + " ".join(h.text.split())[:300])
+        title, source = printable(h.title), printable(h.source)
+        click.echo(f"[{h.rank}] {h.score:.3f}  {title}  ({source}, {h.start}-{h.end})")
+        click.echo("    " + printable(" ".join(h.text.split()))[:300])
+
+
+def _search_batch(searcher: Searcher, batch: BinaryIO, k: int, mode: str) -> None:
+    """One JSON object a line, in input order; an undecodable line costs only itself."""
+    lines = [(number, text.strip() if text else None) for number, text in read_lines(batch)]
+    queries = [text for _, text in lines if text]
+    results = iter(searcher.search_batch(queries, k, mode))  # type: ignore[arg-type]
+    for number, text in lines:
+        if not text:
+            error = f"line {number} is not valid UTF-8"
+            click.echo(json.dumps({"query": None, "line": number, "error": error}))
+            continue
+        hits = next(results)
+        click.echo(json.dumps({"query": text, "results": [h.to_json() for h in hits]}))
 
 
 def main() -> None:

@@ -23,3 +23,22 @@ class RebuildBusy(IndexError_):
 
 class EmbedderUnavailable(IndexError_):
     """The embedding model could not be loaded."""
+
+
+REBUILD_FULL_HINT = "run `python -m index rebuild --full`"
+
+
+class IndexDamaged(IndexError_):
+    """A file of the published index is missing, truncated or corrupt.
+
+    The message names what is wrong and always ends with the command that repairs it: a full
+    rebuild never reads the damaged version, so it always works.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(f"index damaged: {what}; {REBUILD_FULL_HINT}")
+
+
+class IndexFolderError(IndexError_):
+    """The index folder cannot be used: not a folder, read-only, or the disk is full."""

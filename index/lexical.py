@@ -76,6 +76,27 @@ class LexicalIndex:
         retriever = bm25s.BM25.load(str(folder), mmap=False, show_progress=False)
         return cls(retriever, size)
 
+    def check(self) -> None:
+        """Raise ValueError unless the loaded arrays can be the BM25 index of `size` chunks.
+
+        Cheap next to loading (one pass over the postings): it turns a file that parses but
+        was not written for this collection into an error here rather than an IndexError,
+        or silently wrong scores, at a user's question.
+        """
+        scores = self._retriever.scores
+        data, indices, indptr = scores["data"], scores["indices"], scores["indptr"]
+        vocab = self._retriever.vocab_dict
+        if scores.get("num_docs") != self.size:
+            raise ValueError(f"it indexes {scores.get('num_docs')} chunks, not {self.size}")
+        if len(data) != len(indices) or len(indptr) not in (len(vocab), len(vocab) + 1):
+            raise ValueError("its arrays do not fit together")
+        if len(indptr) and (np.any(np.diff(indptr) < 0) or indptr[0] < 0 or indptr[-1] > len(data)):
+            raise ValueError("its postings offsets are out of order")
+        if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= self.size):
+            raise ValueError("a posting names a chunk that does not exist")
+        if any(not 0 <= i < len(vocab) for i in vocab.values()):
+            raise ValueError("its vocabulary names a term that does not exist")
+
     def idf(self, terms: Sequence[str]) -> dict[str, float]:
         """BM25 idf of each term in the collection; a term it never saw gets the highest."""
         vocab = self._retriever.vocab_dict

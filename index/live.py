@@ -2,8 +2,16 @@
 
 Long-running processes (the Discord bot) hold one of these. Each call to `get` costs one
 small file read at most every `poll_seconds`; when CURRENT names a new version (published by
-`/reindex` in this process or by the rebuild CLI from a cron job), the new version is opened
-and swapped in atomically, while searches already running finish on the old one.
+`/reindex` in this process or by the rebuild CLI from a cron job), the new version is opened,
+checked and swapped in atomically, while searches already running finish on the old one.
+
+A new version that cannot be served (damaged, unreadable CURRENT, built with another model)
+must not take a running bot down: the previous searcher keeps answering, the problem is
+logged once per version, and that version is not retried until CURRENT changes again. Only
+a process with nothing to fall back on raises.
+
+The old searcher's version stays locked against deletion (see `index.store`) for as long as
+anything holds it; the lock goes with the last reference, once in-flight searches finish.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from pathlib import Path
 
 from .ann import AnnConfig
 from .embedder import Embedder
+from .errors import IndexError_
 from .search import Searcher
 from .store import current_version_name, open_current
 
@@ -40,12 +49,14 @@ class LiveIndex:
         self._lock = threading.Lock()
         self._searcher: Searcher | None = None
         self._checked = 0.0
+        self._refused: tuple[str | None, str] | None = None  # (version, why) logged last
 
     def get(self, *, force_check: bool = False) -> Searcher:
-        """The searcher over the newest published version.
+        """The searcher over the newest published version that can be served.
 
         Raises:
-            IndexNotBuilt, IndexMismatch: with messages fit for users.
+            IndexNotBuilt, IndexMismatch, IndexDamaged: with messages fit for users, only
+                while there is no previous searcher to keep serving.
         """
         now = time.monotonic()
         current = self._searcher
@@ -53,22 +64,43 @@ class LiveIndex:
             return current
         with self._lock:
             self._checked = time.monotonic()
-            name = current_version_name(self.root)
-            if self._searcher is not None and self._searcher.version == name:
-                return self._searcher
-            stored = open_current(self.root, self._ann_config)
+            name: str | None = None
             try:
-                stored.check_model(self._get_embedder().name)
-                searcher = Searcher(stored, self._get_embedder(), self._dense_weight)
-                stored.dense  # noqa: B018 - load FAISS now, not on a user's first question
-                stored.lexical  # noqa: B018
-            except Exception:
-                stored.close()
-                raise
+                name = current_version_name(self.root)
+                if self._searcher is not None and self._searcher.version == name:
+                    return self._searcher
+                if self._searcher is not None and self._refused and self._refused[0] == name:
+                    return self._searcher  # refused already: wait for the next version
+                searcher = self._open()
+            except IndexError_ as exc:
+                if self._searcher is None:
+                    raise
+                if self._refused != (name, str(exc)):
+                    log.error(  # str: a record holding the exception would pin old versions
+                        "cannot switch to the new index version: %s (still serving %s)",
+                        str(exc),
+                        self._searcher.version,
+                    )
+                    self._refused = (name, str(exc))
+                return self._searcher
             if self._searcher is not None:
-                log.info("switched to index version %s", stored.version)
+                log.info("switched to index version %s", searcher.version)
             self._searcher = searcher
+            self._refused = None
             return searcher
+
+    def _open(self) -> Searcher:
+        stored = open_current(self.root, self._ann_config)
+        try:
+            # load (and check) FAISS and BM25 now, not at a user's question, and before the
+            # model: damage is then reported without waiting for it to load
+            stored.dense  # noqa: B018
+            stored.lexical  # noqa: B018
+            searcher = Searcher(stored, self._get_embedder(), self._dense_weight)
+        except BaseException:
+            stored.close()
+            raise
+        return searcher
 
     @property
     def version(self) -> str | None:

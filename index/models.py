@@ -21,6 +21,9 @@ class Article:
     path: str  # file the article came from, relative to the articles folder
     url: str | None = None
     date: str | None = None
+    # Spans of `text` that are not the article (pitches, share bars, bylines...), kept out of
+    # chunks and answers; None until `index.boilerplate.mark_boilerplate` has looked.
+    boilerplate: tuple[tuple[int, int], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,9 @@ class Hit:
     url: str | None = None
     dense_score: float | None = None
     lexical_score: float | None = None
+    # Other articles whose copy of this passage (the same story syndicated under another
+    # headline) was collapsed into this hit.
+    also_in: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +89,7 @@ class Hit:
             "start": self.start,
             "end": self.end,
             "text": self.text,
+            "also_in": list(self.also_in),
         }
 
 

@@ -5,6 +5,12 @@ published version was built with the same model and chunker settings; its chunks
 are copied forward instead of being recomputed, which is what keeps a nightly rebuild of a
 large, mostly stable collection cheap. The model is loaded only when something needs
 embedding, so a rebuild that finds nothing new finishes in the time it takes to read files.
+
+A rebuild also repairs. `--full` never reads the published version's data (only, where it
+can, its article ids for the report), so it succeeds whatever state that version is in. A
+plain rebuild verifies every checksum of the version it would carry articles over from; when
+anything is damaged it logs why and rebuilds from scratch instead of copying the damage
+forward, and when nothing changed it still republishes, so a plain rebuild heals too.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ from tqdm import tqdm
 
 from . import ann
 from .articles import load_articles
+from .boilerplate import CLEANING_VERSION, mark_boilerplate
 from .chunking import ChunkerConfig, chunk_article, embedding_inputs
 from .embedder import Embedder, canonical_model_name
-from .errors import IndexMismatch, IndexNotBuilt
+from .errors import IndexDamaged, IndexError_, IndexMismatch, IndexNotBuilt
 from .models import Article, Chunk, RebuildReport
 from .settings import IndexSettings
 from .store import (
@@ -33,6 +40,7 @@ from .store import (
     collect_garbage,
     open_current,
     rebuild_lock,
+    sweep_unfinished,
 )
 
 log = logging.getLogger(__name__)
@@ -44,7 +52,12 @@ EMBED_BLOCK = 2048  # chunks per encode call: bounds memory and paces progress r
 
 
 def content_hash(article: Article) -> str:
-    payload = json.dumps([article.title, article.text, article.url, article.date, article.source])
+    # what is embedded depends on the boilerplate found (also in other articles of the site)
+    # and on the cleaning rules' version, not only on the article's own fields
+    payload = json.dumps(
+        [article.title, article.text, article.url, article.date, article.source,
+         article.boilerplate, CLEANING_VERSION]
+    )  # fmt: skip
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -88,6 +101,8 @@ def rebuild(
         RebuildBusy: another rebuild holds the folder's lock.
         FileNotFoundError, NotADirectoryError: the articles folder is missing.
         EmbedderUnavailable: the model could not be loaded.
+        IndexFolderError: the index folder cannot be written (a file, read-only, disk full);
+            the previous version is still published and nothing is left behind.
     """
     started = time.perf_counter()
     notify = on_progress or (lambda stage, done, total: None)
@@ -96,10 +111,15 @@ def rebuild(
     if not settings.articles_dir.is_dir():  # before the lock creates the index folder
         raise FileNotFoundError(f"articles folder not found: {settings.articles_dir}")
     with rebuild_lock(root):
+        sweep_unfinished(root)  # what a killed rebuild left
         notify("load", 0, 0)
-        loaded = load_articles(settings.articles_dir)
+        loaded = load_articles(
+            settings.articles_dir,
+            max_article_bytes=settings.max_article_bytes,
+            max_title_chars=settings.max_title_chars,
+        )
         report.skipped = loaded.skipped
-        plan = _plan(settings, loaded.articles, full, report)
+        plan = _plan(settings, mark_boilerplate(loaded.articles), full, report)
         try:
             report.articles = len(plan.articles)
             if not (report.added or report.updated or report.removed) and not _layout_changed(
@@ -161,12 +181,25 @@ def _plan(
     settings: IndexSettings, articles: list[Article], full: bool, report: RebuildReport
 ) -> _Plan:
     previous: StoredIndex | None = None
-    try:
-        previous = open_current(settings.index_dir)
-    except IndexNotBuilt:
-        pass
-    except IndexMismatch as exc:
-        log.warning("%s: rebuilding everything", exc)
+    old: dict[str, StoredArticle] = {}
+    if full:  # never depends on the old version, so it repairs any damage
+        old = _previous_articles(settings)
+    else:
+        try:
+            previous = open_current(settings.index_dir, checksums=True)
+            old = {a.id: a for a in previous.articles()}
+        except IndexNotBuilt:
+            pass
+        except IndexMismatch as exc:
+            log.warning("%s: rebuilding everything", exc)
+            report.full = True
+        except IndexDamaged as exc:
+            log.warning("%s: rebuilding everything instead", exc)
+            if previous is not None:
+                previous.close()
+                previous = None
+            report.full = True
+            old = _previous_articles(settings)
     compatible = (
         previous is not None
         and not full
@@ -176,7 +209,6 @@ def _plan(
     if previous is not None and not compatible and not full:
         log.info("model or chunker settings changed since the last build: full rebuild")
         report.full = True
-    old = {a.id: a for a in previous.articles()} if previous is not None else {}
     pairs = [(a, content_hash(a)) for a in sorted(articles, key=lambda a: a.id)]
     reuse: dict[str, StoredArticle] = {}
     to_embed: list[Article] = []
@@ -194,6 +226,23 @@ def _plan(
     current_ids = {a.id for a, _ in pairs}
     report.removed = sum(1 for aid in old if aid not in current_ids)
     return _Plan(pairs, previous, reuse, to_embed)
+
+
+def _previous_articles(settings: IndexSettings) -> dict[str, StoredArticle]:
+    """The published version's articles, only to report added against updated.
+
+    Whatever cannot be read counts as no article: a full rebuild must not fail on it.
+    """
+    try:
+        stored = open_current(settings.index_dir, checksums=False)
+    except IndexError_:
+        return {}
+    try:
+        return {a.id: a for a in stored.articles()}
+    except IndexError_:
+        return {}
+    finally:
+        stored.close()
 
 
 def _layout_changed(previous: StoredIndex | None, settings: IndexSettings) -> bool:

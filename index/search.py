@@ -6,33 +6,92 @@ fusion that ignores scores (plain RRF) lets a weak second list drag down a confi
 one; a score blend keeps a strong lexical match on top while dense similarity breaks ties
 and rescues paraphrases. Overlapping windows of one article are collapsed to the best one,
 so k results are k different passages.
+
+Passages are then shaped (`passages="shaped"`, the default) for what a reader needs,
+because a chunk is a unit of indexing, not of evidence. In news the answer to a question
+is often two consecutive sentences, and a chunk boundary can fall between them (long
+sentences leave the chunker's overlap empty), so:
+
+- each returned passage is its chunk widened by a sentence on either side, within the
+  article's indexed text (never into boilerplate, never over a passage already returned),
+  still one verbatim slice `article.text[start:end]`;
+- hybrid ranking adds a focus term, the idf-weighted share of the question's terms found
+  in the passage's best two-sentence window, so the passage holding the whole evidence
+  outranks one holding half of it and a long passage that mentions everything once;
+- near-duplicate passages of different articles (one wire story syndicated under several
+  headlines, with other boilerplate) are collapsed into the first, which lists the
+  others in `Hit.also_in`, so k results are not k copies of one story.
+
+`passages="chunks"` returns bare chunks, ranked as before shaping existed (the benchmark's
+reference).
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import numpy as np
+import Stemmer
 
 from .embedder import Embedder
 from .lexical import query_terms
 from .models import Hit, chunk_id
+from .sentences import sentences
 from .store import StoredIndex
 
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
+Passages = Literal["shaped", "chunks"]
+PASSAGES: tuple[Passages, ...] = ("shaped", "chunks")
 MIN_CANDIDATES = 50
+RERANK_DEPTH = 20  # candidates (at least) whose passages are shaped and re-scored
+WIDEN_SENTENCES = 1  # sentences added on either side of a chunk
+FOCUS_WINDOW = 2  # evidence in news is one sentence or two consecutive ones
+FOCUS_WEIGHT = 0.15  # against a hybrid score in [0, 1]
+SHINGLE = 4  # words per shingle when comparing passages of different articles
+DUPLICATE_SHARE = 0.6  # share of the shorter passage's shingles found in the other
+ARTICLE_CACHE = 256
+
+# The tokenisation of bm25s (lower case, words of two or more characters) and the stemmer
+# of `index.lexical`, so a passage's terms are the ones BM25 matched the question against.
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+_STEMMER = Stemmer.Stemmer("english")
+
+
+@dataclass(slots=True)
+class _Candidate:
+    row: int
+    meta: dict[str, Any]
+    score: float
+    dense: float | None
+    lexical: float | None
+    units: list[tuple[int, int]]  # sentence spans of its connected text, article offsets
+    core: tuple[int, int]  # first and last unit of the chunk itself
 
 
 class Searcher:
     """A published index plus the embedder that can query it."""
 
-    def __init__(self, stored: StoredIndex, embedder: Embedder, dense_weight: float = 0.5):
+    def __init__(
+        self,
+        stored: StoredIndex,
+        embedder: Embedder,
+        dense_weight: float = 0.5,
+        passages: Passages = "shaped",
+    ):
         stored.check_model(embedder.name)
+        if passages not in PASSAGES:
+            raise ValueError(f"unknown passages {passages!r}: expected one of {PASSAGES}")
         self.stored = stored
         self.embedder = embedder
         self.dense_weight = dense_weight
+        self.passages = passages
+        # a published version never changes, so an article's text can be kept
+        self._article_text = functools.lru_cache(maxsize=ARTICLE_CACHE)(stored.article_text)
 
     @property
     def version(self) -> str:
@@ -86,7 +145,11 @@ class Searcher:
             lexical = lex[rows] if lex is not None else None
             scores = fuse(mode, dense, lexical, self.dense_weight)
             order = np.argsort(-scores, kind="stable")
-            results.append(self._hits(rows[order], scores[order], dense, lexical, order, k))
+            if self.passages == "chunks":
+                results.append(self._hits(rows[order], scores[order], dense, lexical, order, k))
+            else:
+                focus = mode == "hybrid"
+                results.append(self._shaped(query, rows, scores, dense, lexical, order, k, focus))
         return results
 
     def _hits(
@@ -111,24 +174,200 @@ class Searcher:
             taken.append((m["start"], m["end"]))
             o = int(order[pos])
             kept.append(
-                Hit(
-                    rank=len(kept) + 1,
-                    score=float(scores[pos]),
-                    chunk_id=chunk_id(m["article_id"], m["ordinal"]),
-                    article_id=m["article_id"],
-                    title=m["title"],
-                    source=m["source"],
-                    start=m["start"],
-                    end=m["end"],
-                    text=m["text"],
-                    url=m["url"],
-                    dense_score=float(dense[o]) if dense is not None else None,
-                    lexical_score=float(lexical[o]) if lexical is not None else None,
+                _hit(
+                    len(kept) + 1,
+                    float(scores[pos]),
+                    m,
+                    (m["start"], m["end"], m["text"]),
+                    float(dense[o]) if dense is not None else None,
+                    float(lexical[o]) if lexical is not None else None,
                 )
             )
             if len(kept) == k:
                 break
         return kept
+
+    def _shaped(
+        self,
+        query: str,
+        rows: np.ndarray,
+        scores: np.ndarray,
+        dense: np.ndarray | None,
+        lexical: np.ndarray | None,
+        order: np.ndarray,
+        k: int,
+        focus: bool,
+    ) -> list[Hit]:
+        """The top k passages: chunks widened, re-scored on focus, duplicates collapsed."""
+        top = order[: max(4 * k, RERANK_DEPTH)]
+        top_rows = [int(rows[i]) for i in top]
+        n = self.stored.size
+        near = {r + d for r in top_rows for d in (-1, 1) if 0 <= r + d < n}
+        meta = self.stored.chunk_rows(sorted(set(top_rows) | near))
+        cands: list[_Candidate] = []
+        for i, row in zip(top.tolist(), top_rows, strict=True):
+            m = meta.get(row)
+            text = self._article_text(m["article_id"]) if m is not None else None
+            if m is None or text is None:
+                continue
+            units, core = _connected_units(row, m, meta, text)
+            cands.append(
+                _Candidate(
+                    row,
+                    m,
+                    float(scores[i]),
+                    float(dense[i]) if dense is not None else None,
+                    float(lexical[i]) if lexical is not None else None,
+                    units,
+                    core,
+                )
+            )
+        if focus and cands:
+            weights = self.term_weights(query)
+            total = sum(weights.values())
+            if total > 0:
+                for c in cands:
+                    a, b = _widened(c, WIDEN_SENTENCES)
+                    text = self._article_text(c.meta["article_id"]) or ""
+                    c.score += FOCUS_WEIGHT * _focus(text, c.units[a : b + 1], weights) / total
+                cands.sort(key=lambda c: -c.score)  # stable: ties keep the fused order
+        kept: list[Hit] = []
+        shingles: list[set[tuple[str, ...]]] = []
+        spans: dict[str, list[tuple[int, int]]] = {}
+        for c in cands:
+            m = c.meta
+            taken = spans.setdefault(m["article_id"], [])
+            if any(m["start"] < e and s < m["end"] for s, e in taken):
+                continue  # an overlapping window of a passage already returned
+            text = self._article_text(m["article_id"]) or ""
+            start, end = _span_clear_of(c, taken)
+            passage = text[start:end]
+            sh = _shingles(passage)
+            dup = next(
+                (
+                    j
+                    for j, other in enumerate(shingles)
+                    if kept[j].article_id != m["article_id"] and _near_duplicate(sh, other)
+                ),
+                None,
+            )
+            if dup is not None:
+                if m["article_id"] not in kept[dup].also_in:
+                    kept[dup] = replace(kept[dup], also_in=(*kept[dup].also_in, m["article_id"]))
+                continue
+            taken.append((start, end))
+            shingles.append(sh)
+            kept.append(_hit(len(kept) + 1, c.score, m, (start, end, passage), c.dense, c.lexical))
+            if len(kept) == k:
+                break
+        return kept
+
+
+def _hit(
+    rank: int,
+    score: float,
+    m: dict[str, Any],
+    span: tuple[int, int, str],
+    dense: float | None,
+    lexical: float | None,
+) -> Hit:
+    start, end, text = span
+    return Hit(
+        rank=rank,
+        score=score,
+        chunk_id=chunk_id(m["article_id"], m["ordinal"]),
+        article_id=m["article_id"],
+        title=m["title"],
+        source=m["source"],
+        start=start,
+        end=end,
+        text=text,
+        url=m["url"],
+        dense_score=dense,
+        lexical_score=lexical,
+    )
+
+
+def _connected_units(
+    row: int, m: dict[str, Any], meta: dict[int, dict[str, Any]], text: str
+) -> tuple[list[tuple[int, int]], tuple[int, int]]:
+    """Sentence spans of a chunk and of the neighbouring chunks it runs on into.
+
+    Chunks never hold boilerplate, so text is only reached into through a neighbouring
+    chunk of the same article that overlaps this one or is separated from it by nothing but
+    white space: a boilerplate span between two chunks ends the reach.
+    """
+    lo, hi = m["start"], m["end"]
+    prev, nxt = meta.get(row - 1), meta.get(row + 1)
+    if _runs_on(prev, m, text):
+        lo = min(lo, prev["start"])  # type: ignore[index]
+    if _runs_on(m, nxt, text):
+        hi = max(hi, nxt["end"])  # type: ignore[index]
+    units = [(u.start, u.end) for u in sentences(text, lo, hi) if u.end > u.start]
+    inside = [i for i, (s, e) in enumerate(units) if s >= m["start"] and e <= m["end"]]
+    if not inside:  # a chunk cut inside one sentence: the chunk is its own unit
+        units = (
+            [u for u in units if u[1] <= m["start"]]
+            + [(m["start"], m["end"])]
+            + [u for u in units if u[0] >= m["end"]]
+        )
+        at = next(i for i, u in enumerate(units) if u == (m["start"], m["end"]))
+        return units, (at, at)
+    return units, (inside[0], inside[-1])
+
+
+def _runs_on(first: dict[str, Any] | None, then: dict[str, Any] | None, text: str) -> bool:
+    """Whether chunk `then` continues chunk `first` with no other text between them."""
+    if first is None or then is None or first["article_id"] != then["article_id"]:
+        return False
+    return first["end"] >= then["start"] or not text[first["end"] : then["start"]].strip()
+
+
+def _widened(c: _Candidate, by: int) -> tuple[int, int]:
+    a, b = c.core
+    return max(a - by, 0), min(b + by, len(c.units) - 1)
+
+
+def _span_clear_of(c: _Candidate, taken: list[tuple[int, int]]) -> tuple[int, int]:
+    """The chunk widened by WIDEN_SENTENCES, each side stopping short of returned passages."""
+    a, b = c.core
+    start, end = c.meta["start"], c.meta["end"]
+    for i in range(a - 1, max(a - WIDEN_SENTENCES, 0) - 1, -1):
+        s, _ = c.units[i]
+        if any(s < te and ts < start for ts, te in taken):
+            break
+        start = min(start, s)
+    for i in range(b + 1, min(b + WIDEN_SENTENCES, len(c.units) - 1) + 1):
+        _, e = c.units[i]
+        if any(end < te and ts < e for ts, te in taken):
+            break
+        end = max(end, e)
+    return start, end
+
+
+def _terms(text: str) -> set[str]:
+    return set(_STEMMER.stemWords(_WORD.findall(text.lower())))
+
+
+def _focus(text: str, units: list[tuple[int, int]], weights: dict[str, float]) -> float:
+    """The idf weight of the question's terms in the best window of FOCUS_WINDOW sentences."""
+    terms = [_terms(text[s:e]) & weights.keys() for s, e in units]
+    best = 0.0
+    for i in range(max(len(terms) - FOCUS_WINDOW + 1, 1)):
+        found = set().union(*terms[i : i + FOCUS_WINDOW]) if terms else set()
+        best = max(best, sum(weights[t] for t in found))
+    return best
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    words = _WORD.findall(text.lower())
+    return {tuple(words[i : i + SHINGLE]) for i in range(max(len(words) - SHINGLE + 1, 0))}
+
+
+def _near_duplicate(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> bool:
+    """Most of the shorter passage's word sequences recur in the other: one story twice."""
+    small = min(len(a), len(b))
+    return small > 0 and len(a & b) >= DUPLICATE_SHARE * small
 
 
 def fuse(

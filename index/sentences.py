@@ -3,71 +3,123 @@
 Chunking and the extractive answerer both need sentences they can point back to verbatim,
 so this returns spans, never rewritten strings.
 
-Line breaks are ambiguous: in plain-text news dumps each line is a paragraph or a heading
-that may lack final punctuation (a title, a standfirst), while Markdown and e-mail text is
-hard-wrapped, so one sentence runs over several lines. A line break therefore ends a
-sentence unless the text around it looks wrapped: the line does not end a sentence and
-either the next line starts in lower case or the block is made of similar-length lines
-(hard wrapping at a fixed width). `sentencex` (rule-based, compiled) then handles
-abbreviations, quotes and glued sentences such as "difference.Russian" within each segment.
+Sentences are split within the blocks of `index.markup` (paragraphs with hard-wrapped lines
+joined, list items, headings...) and never across two of them, so a line break inside a
+wrapped sentence is not a boundary while one between list items or before a heading is.
+Within a block, `sentencex` (rule-based, compiled) handles abbreviations ("U.S.", "e.g."),
+decimals, URLs and sentences glued by a missing space ("difference.Russian"); an opening
+quotation mark it leaves at the end of the first of two glued sentences is moved to the
+second.
+
+`sentence_spans` gives every unit (what the chunker packs); `answer_spans` only those that
+can be quoted as an answer: headings, code, tables and images are context, not answers.
 """
 
 from __future__ import annotations
 
-import itertools
-import re
-import statistics
+from dataclasses import dataclass
 
 import sentencex
 
-_BLOCK = re.compile(r"[^\n]+(?:\n[^\n]+)*")  # lines separated by single newlines
-_LINE = re.compile(r"[^\n]+")
-_ENDS_SENTENCE = re.compile(r"""[.!?:;…]["'”’)\]]*\s*$""")
-_STARTS_ITEM = re.compile(r"\s*([-*+•>#|]|\d+[.)]\s)")
-_WRAP_MIN, _WRAP_MAX = 40, 110  # line widths typical of hard-wrapped prose
+from .markup import PROSE_KINDS, Block, BlockKind, blocks
+
+_OPENING_QUOTES = "“‘«„"
+_UNSPLIT_KINDS = frozenset({"code", "table", "media"})  # one unit each: not prose
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """A sentence (or a whole code block, table or image line) and the block it belongs to."""
+
+    start: int
+    end: int
+    kind: BlockKind
+    block: int  # ordinal of its block: sentences of one block share it
+
+    @property
+    def answerable(self) -> bool:
+        return self.kind in PROSE_KINDS
+
+
+def sentences(text: str, start: int = 0, end: int | None = None) -> list[Sentence]:
+    """Every unit of `text[start:end]`, in order, with the kind of its block.
+
+    The lines around a window are read too (to the blank lines that bound its paragraphs),
+    so a window of an article, such as a chunk, gets the units the whole article has, cut
+    to the window where a sentence crosses its edge.
+    """
+    end = len(text) if end is None else end
+    lo = text.rfind("\n\n", 0, start) + 1 if start > 0 else 0
+    hi = text.find("\n\n", end) if end < len(text) else -1
+    hi = len(text) if hi == -1 else hi
+    out: list[Sentence] = []
+    for i, block in enumerate(blocks(text, lo, hi)):
+        for s, e in block_sentences(text, block):
+            s, e = max(s, start), min(e, end)
+            while s < e and text[s].isspace():
+                s += 1
+            while e > s and text[e - 1].isspace():
+                e -= 1
+            if e > s:
+                out.append(Sentence(s, e, block.kind, i))
+    return out
 
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-    """Spans `(s, e)` of the sentences in `text[start:end]`, stripped of surrounding spaces."""
-    end = len(text) if end is None else end
+    """Spans `(s, e)` of the sentences in `text[start:end]`, stripped of surrounding spaces.
+
+    Headings, list items, code blocks and tables are units of their own; Markdown markers
+    ("# ", "- ") are left outside the spans.
+    """
+    return [(u.start, u.end) for u in sentences(text, start, end)]
+
+
+def answer_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Spans of the sentences of `text[start:end]` that may be quoted as an answer.
+
+    Those of paragraphs, list items and block quotes; headings, code, tables and images are
+    left out. Offsets are into `text`, like `sentence_spans`. Given the whole article and a
+    passage's offsets (`answer_spans(article_text, hit.start, hit.end)`) the passage's lines
+    are read in the context of their paragraph, which is what tells a wrapped line from a
+    new one; given the passage text alone, the passage is its own context.
+    """
+    return [(u.start, u.end) for u in sentences(text, start, end) if u.answerable]
+
+
+def block_sentences(text: str, block: Block) -> list[tuple[int, int]]:
+    """The sentence spans of one block."""
+    s, e = block.start, block.end
+    if block.kind in _UNSPLIT_KINDS:
+        return [(s, e)]
+    segment = text[s:e].replace("\n", " ")  # same length: offsets stay valid
     spans: list[tuple[int, int]] = []
-    for block in _BLOCK.finditer(text, start, end):
-        for s, e in _segments(text, block.start(), block.end()):
-            segment = text[s:e].replace("\n", " ")  # same length: offsets stay valid
-            if not segment.strip():
-                continue
-            for b in sentencex.get_sentence_boundaries("en", segment):
-                a, z = s + b["start_index"], s + b["end_index"]
-                while a < z and text[a].isspace():
-                    a += 1
-                while z > a and text[z - 1].isspace():
-                    z -= 1
-                if z > a:
-                    spans.append((a, z))
-    return spans
+    for b in sentencex.get_sentence_boundaries("en", segment):
+        a, z = s + b["start_index"], s + b["end_index"]
+        while a < z and text[a].isspace():
+            a += 1
+        while z > a and text[z - 1].isspace():
+            z -= 1
+        if z > a:
+            spans.append((a, z))
+    return _move_opening_quotes(text, spans)
 
 
-def _segments(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """Runs of lines of one block that belong together (wrapped lines are joined)."""
-    lines = [(m.start(), m.end()) for m in _LINE.finditer(text, start, end)]
-    if len(lines) <= 1:
-        return lines
-    widths = [e - s for s, e in lines[:-1]]
-    wrapped_block = _WRAP_MIN <= statistics.median(widths) <= _WRAP_MAX and (
-        max(widths) <= _WRAP_MAX
-    )
-    segments: list[tuple[int, int]] = []
-    seg_start = lines[0][0]
-    for (s, e), (ns, ne) in itertools.pairwise(lines):
-        line, nxt = text[s:e], text[ns:ne]
-        joined = (
-            not _ENDS_SENTENCE.search(line)
-            and not _STARTS_ITEM.match(nxt)
-            and not _STARTS_ITEM.match(line)
-            and (nxt.lstrip()[:1].islower() or wrapped_block)
+def _move_opening_quotes(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Give a quotation mark that opens the next sentence back to it.
+
+    Glued sentences ('said.“The' or 'said."The') are cut after the mark; it opens the second
+    sentence when it is an opening mark or, for a straight quote, when the marks before it in
+    the block are balanced.
+    """
+    out = list(spans)
+    for i in range(len(out) - 1):
+        (a, z), (na, nz) = out[i], out[i + 1]
+        if z - a < 2 or z != na or text[z - 2] not in ".!?":
+            continue
+        mark = text[z - 1]
+        opens = mark in _OPENING_QUOTES or (
+            mark == '"' and text.count('"', out[0][0], z - 1) % 2 == 0
         )
-        if not joined:
-            segments.append((seg_start, e))
-            seg_start = ns
-    segments.append((seg_start, lines[-1][1]))
-    return segments
+        if opens:
+            out[i], out[i + 1] = (a, z - 1), (z - 1, nz)
+    return out

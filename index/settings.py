@@ -8,11 +8,14 @@ so one `.env` configures both.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .redact import redact_url
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -42,19 +45,27 @@ class IndexSettings(BaseSettings):
         description="Largest chunk in the embedder's word pieces; capped so that title plus "
         "chunk fit the model's max_seq_length.",
     )
-    chunk_overlap_tokens: int = Field(40, ge=0, le=4096)
+    chunk_overlap_tokens: int = Field(
+        40, ge=0, le=4096, description="Word pieces repeated at the start of the next chunk."
+    )
     index_type: Literal["auto", "flat", "hnsw", "ivf"] = Field(
         "auto", description="auto: exact search below ann_threshold chunks, HNSW above."
     )
-    ann_threshold: int = Field(50_000, ge=1)
+    ann_threshold: int = Field(50_000, ge=1, le=1_000_000_000)
     hnsw_m: int = Field(32, ge=4, le=256)
-    hnsw_ef_construction: int = Field(80, ge=8)
-    hnsw_ef_search: int = Field(128, ge=8)
-    ivf_nprobe: int = Field(32, ge=1)
+    hnsw_ef_construction: int = Field(80, ge=8, le=4096)
+    hnsw_ef_search: int = Field(128, ge=8, le=4096)
+    ivf_nprobe: int = Field(32, ge=1, le=65_536)
     hybrid_dense_weight: float = Field(
-        0.5, ge=0.0, le=1.0, description="Weight of dense cosine against normalised BM25."
+        0.5,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Weight of dense cosine against normalised BM25.",
     )
-    keep_versions: int = Field(2, ge=1, description="Published index versions kept on disk.")
+    keep_versions: int = Field(
+        2, ge=1, le=1000, description="Published index versions kept on disk."
+    )
     max_article_bytes: int = Field(
         5_000_000,
         ge=1_000,
@@ -64,3 +75,22 @@ class IndexSettings(BaseSettings):
     max_title_chars: int = Field(
         200, ge=10, le=2_000, description="Longest title kept; longer ones are cut at a word."
     )
+
+    @field_validator("articles_dir", "index_dir")
+    @classmethod
+    def _folder_not_file(cls, value: Path) -> Path:
+        """A folder setting that names an existing file is a typo: say so before any work."""
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is a file, not a folder")
+        return value
+
+    @model_validator(mode="after")
+    def _overlap_below_chunk(self) -> IndexSettings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError("CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_TOKENS")
+        return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Settings reprs end up in logs and bug reports: never with a URL's password."""
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if isinstance(value, str) else value

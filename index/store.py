@@ -1,4 +1,4 @@
-"""The index folder on disk: versions, the CURRENT pointer, atomic publishing, loading.
+"""The index folder on disk: versions, the CURRENT pointer, atomic publishing, verified loading.
 
 Layout::
 
@@ -6,25 +6,54 @@ Layout::
       CURRENT                 name of the published version (replaced atomically)
       .rebuild.lock           held by the one rebuild allowed at a time
       versions/<name>/        manifest.json, meta.sqlite, vectors.npy, dense.faiss, bm25/
-      versions/.tmp-<name>/   a version being written; never read
+      versions/.tmp-<name>/   a version being written (or deleted); never read
 
 A rebuild writes a complete new version, renames it into place and only then swaps CURRENT
 with `os.replace`, so a rebuild that fails or is killed at any point leaves the previous
-version published and searchable. Readers open whatever CURRENT names and keep using it
+version published and searchable; whatever it leaves behind is removed when it fails, or by
+the next rebuild when it was killed. Readers open whatever CURRENT names and keep using it
 while newer versions appear (`index.live` swaps them in).
+
+Integrity. The manifest records the size and SHA-256 of every other file of its version, as
+the store wrote it, and every reader checks what it opens, so damage from outside (a full
+disk, a bad copy, an editor) is a clear `IndexDamaged` naming the file and the command that
+repairs it, never a traceback or silently wrong answers. How much is checked is a cost
+choice, since a million-chunk version holds gigabytes:
+
+- on every open: CURRENT, the manifest, the presence, type and size of every file (one
+  `stat` each), the SQLite header and row counts, and the shape of `vectors.npy`; plus every
+  file's checksum when the whole version is at most `FULL_CHECK_BYTES` (tens of
+  milliseconds), which covers every small and mid-sized collection;
+- `dense.faiss` and the BM25 files are read whole when first used anyway, so their checksums
+  are always verified then (hashing runs near disk speed);
+- `vectors.npy` and `meta.sqlite` of a larger version are read piecemeal (a memory map,
+  SQLite pages), so a full hash would read gigabytes per CLI search; there a corruption that
+  keeps the size is caught by the next rebuild, whose planning verifies every checksum
+  (`open_current(root, checksums=True)`) and rebuilds from scratch when one fails.
+
+Retention never deletes a version that a reader anywhere may still hold: each `StoredIndex`
+holds a shared `flock` on its version folder until it is closed or collected, and
+`collect_garbage` deletes only the versions on which it gets an exclusive lock at once; a
+version still in use is left for a later rebuild to delete.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import sqlite3
+import stat
 import time
+import urllib.parse
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -33,20 +62,39 @@ from typing import Any
 
 import faiss
 import numpy as np
+from pydantic import TypeAdapter, ValidationError
 
 from . import ann
 from .embedder import canonical_model_name
-from .errors import IndexMismatch, IndexNotBuilt, RebuildBusy
+from .errors import (
+    IndexDamaged,
+    IndexError_,
+    IndexFolderError,
+    IndexMismatch,
+    IndexNotBuilt,
+    RebuildBusy,
+)
 from .lexical import LexicalIndex
 from .models import Article, Chunk
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest lists every file with its size and checksum
 CURRENT = "CURRENT"
 VERSIONS = "versions"
 LOCK = ".rebuild.lock"
 TMP_PREFIX = ".tmp-"
+MANIFEST = "manifest.json"
+CHECKSUM = "sha256"  # hardware-accelerated on current CPUs: faster here than blake2b
+FULL_CHECK_BYTES = 64 * 1024 * 1024
+"""Versions up to this size have every checksum verified on each open (~60 ms at most)."""
+REQUIRED_FILES = ("meta.sqlite", "vectors.npy", "dense.faiss")
+MAX_POINTER_BYTES = 256
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+OPEN_ATTEMPTS = 20  # CURRENT moved on while we opened the version it named: read it again
+
+_VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9][A-Za-z0-9._-]{0,127})?")
 
 SCHEMA = """
 CREATE TABLE articles (
@@ -74,6 +122,14 @@ CREATE INDEX chunks_article ON chunks(article_row);
 """
 
 
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """A file of a version as the store wrote it."""
+
+    size: int
+    sha256: str
+
+
 @dataclass(slots=True)
 class Manifest:
     format_version: int
@@ -89,14 +145,37 @@ class Manifest:
     built_at: str
     build_seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, FileRecord] = field(default_factory=dict)
+    """Every other file of the version (paths relative to it), with size and checksum."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Manifest:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_json(cls, data: Any) -> Manifest:
+        """Validate a parsed manifest.
+
+        Raises:
+            ValueError: not a manifest of this format (pydantic's ValidationError is one).
+        """
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        known = set(cls.__dataclass_fields__)
+        manifest = _MANIFEST.validate_python({k: v for k, v in data.items() if k in known})
+        counts = (manifest.dimension, manifest.articles, manifest.chunks)
+        if min(counts) < 0 or any(r.size < 0 for r in manifest.files.values()):
+            raise ValueError("negative count or size")
+        bad = [name for name in manifest.files if not _is_plain_relative(name)]
+        if bad:
+            raise ValueError(f"file name {bad[0]!r} is not a plain relative path")
+        return manifest
+
+
+_MANIFEST = TypeAdapter(Manifest)
+
+
+def _is_plain_relative(name: str) -> bool:
+    return bool(_FILE_NAME.fullmatch(name)) and ".." not in name.split("/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +194,77 @@ class StoredArticle:
     n_chunks: int
 
 
+# ---------------------------------------------------------------- small helpers
+
+
+def _brief(exc: BaseException) -> str:
+    """An exception as a short clause: its OS reason, or its message's first line."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _read_small(path: Path, limit: int) -> bytes:
+    """Read a small regular file; never blocks on a FIFO nor reads a huge file whole.
+
+    Raises:
+        OSError: cannot be opened or read (FileNotFoundError when absent).
+        ValueError: not a regular file, or larger than `limit`.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"{info.st_size} bytes, more than a {limit}-byte limit")
+        parts: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, limit + 1 - size):
+            parts.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise ValueError(f"more than a {limit}-byte limit")
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def _manifest_digest(data: dict[str, Any]) -> str:
+    """The manifest's own checksum, over its canonical JSON without the checksum field.
+
+    The manifest cannot list itself; without this, a changed byte in a recorded size or
+    checksum would be blamed on the file it describes.
+    """
+    body = {k: v for k, v in data.items() if k != "checksum"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.new(CHECKSUM, canonical.encode("ascii")).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, CHECKSUM).hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _version_files(folder: Path) -> list[str]:
+    """The files of a version being written, as relative paths, manifest excluded."""
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != MANIFEST
+    )
+
+
 # ---------------------------------------------------------------- layout and locking
 
 
@@ -122,28 +272,88 @@ def versions_dir(root: Path) -> Path:
     return root / VERSIONS
 
 
+def _not_a_folder(root: Path) -> IndexFolderError:
+    return IndexFolderError(
+        f"the index folder {root} is a file, not a folder: point INDEX_DIR (or --index) at a folder"
+    )
+
+
 def current_version_name(root: Path) -> str | None:
+    """The published version's name; None when nothing has been published.
+
+    Raises:
+        IndexDamaged: CURRENT exists but does not hold a version name.
+        IndexFolderError: `root` is a file.
+    """
     try:
-        name = (root / CURRENT).read_text(encoding="utf-8").strip()
+        raw = _read_small(root / CURRENT, MAX_POINTER_BYTES)
     except FileNotFoundError:
         return None
-    return name or None
+    except NotADirectoryError as exc:
+        raise _not_a_folder(root) from exc
+    except (OSError, ValueError) as exc:
+        raise IndexDamaged(f"CURRENT in {root} cannot be read ({_brief(exc)})") from exc
+    try:
+        name = raw.decode("ascii").strip()
+    except UnicodeDecodeError as exc:
+        raise IndexDamaged(f"CURRENT in {root} holds binary data, not a version name") from exc
+    if not name:
+        raise IndexDamaged(f"CURRENT in {root} is empty")
+    if not _VERSION_NAME.fullmatch(name):
+        raise IndexDamaged(f"CURRENT in {root} does not hold a version name")
+    return name
+
+
+def published_versions(root: Path) -> list[Path]:
+    """Finished version folders, oldest first (names sort by build time)."""
+    vdir = versions_dir(root)
+    try:
+        entries = list(vdir.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(p for p in entries if not p.name.startswith(".") and p.is_dir())
+
+
+def _nothing_published(root: Path) -> IndexError_:
+    if published_versions(root):
+        return IndexDamaged(f"CURRENT is missing from {root}, though versions exist")
+    return IndexNotBuilt(
+        f"no index has been built in {root} yet: run `python -m index rebuild` first"
+    )
 
 
 def current_version_dir(root: Path) -> Path:
+    """The published version's folder (not locked: see `open_current` for reading it).
+
+    Raises:
+        IndexNotBuilt: nothing published yet.
+        IndexDamaged: CURRENT is unreadable or names a version that is missing.
+    """
     name = current_version_name(root)
-    if name is None or not (versions_dir(root) / name / "manifest.json").is_file():
-        raise IndexNotBuilt(
-            f"no index has been built in {root} yet: run `python -m index rebuild` first"
-        )
-    return versions_dir(root) / name
+    if name is None:
+        raise _nothing_published(root)
+    path = versions_dir(root) / name
+    if not (path / MANIFEST).is_file():
+        raise IndexDamaged(f"CURRENT in {root} names version {name}, which is missing")
+    return path
 
 
 @contextlib.contextmanager
 def rebuild_lock(root: Path) -> Iterator[None]:
-    """One rebuild at a time per index folder; the OS drops the lock if the process dies."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / LOCK, "a+") as handle:
+    """One rebuild at a time per index folder; the OS drops the lock if the process dies.
+
+    Raises:
+        RebuildBusy: another rebuild holds it.
+        IndexFolderError: the folder cannot be created or written (a file, read-only, full).
+    """
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = open(root / LOCK, "a+")  # noqa: SIM115 - closed below, after the yield
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise _not_a_folder(root) from exc
+    except OSError as exc:
+        raise IndexFolderError(f"cannot use the index folder {root}: {_brief(exc)}") from exc
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -156,16 +366,26 @@ def rebuild_lock(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def new_version_name() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+
+
+def sweep_unfinished(root: Path) -> None:
+    """Remove what a killed rebuild left: `.tmp-` folders and a stray CURRENT.tmp.
+
+    Must be called under `rebuild_lock`: then no other writer owns them. Best effort: what
+    cannot be removed now (a read-only folder) is tried again next time.
+    """
+    with contextlib.suppress(OSError):
+        (root / f"{CURRENT}.tmp").unlink(missing_ok=True)
+    vdir = versions_dir(root)
+    try:
+        leftovers = [p for p in vdir.iterdir() if p.name.startswith(TMP_PREFIX)]
+    except OSError:
+        return
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+        log.info("removed an unfinished index version %s", path.name)
 
 
 # ---------------------------------------------------------------- writing
@@ -205,22 +425,77 @@ class VersionWriter:
     def publish(
         self, manifest_fields: dict[str, Any], ann_config: ann.AnnConfig, max_seq_length: int
     ) -> Manifest:
-        started = time.perf_counter()
+        """Write the version, then point CURRENT at it.
+
+        On any failure, everything this call wrote is removed and CURRENT is untouched.
+
+        Raises:
+            IndexFolderError: the folder could not be written (read-only, disk full...).
+        """
         vdir = versions_dir(self.root)
-        vdir.mkdir(parents=True, exist_ok=True)
         tmp = vdir / f"{TMP_PREFIX}{self.name}"
+        final = vdir / self.name
+        pointer = self.root / f"{CURRENT}.tmp"
+        switched = False
+        try:
+            manifest = self._write(tmp, manifest_fields, ann_config, max_seq_length)
+            os.replace(tmp, final)
+            _fsync_dir(vdir)
+            with open(pointer, "w", encoding="utf-8") as fh:
+                fh.write(self.name + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(pointer, self.root / CURRENT)
+            switched = True
+            _fsync_dir(self.root)
+        except (OSError, sqlite3.Error, RuntimeError) as exc:
+            # RuntimeError: what FAISS raises, in case it writes anything itself
+            kept = "" if switched else "; the previous version is still served"
+            raise IndexFolderError(
+                f"cannot write the index in {self.root}: {_brief(exc)}{kept}"
+            ) from exc
+        finally:
+            if not switched:
+                for path in (tmp, final):
+                    shutil.rmtree(path, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    pointer.unlink(missing_ok=True)
+        log.info("published index version %s (%d chunks)", self.name, len(self._chunks))
+        return manifest
+
+    def _write(
+        self,
+        tmp: Path,
+        manifest_fields: dict[str, Any],
+        ann_config: ann.AnnConfig,
+        max_seq_length: int,
+    ) -> Manifest:
+        started = time.perf_counter()
+        tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
         vectors = (
             np.concatenate(self._vector_parts)
             if self._vector_parts
             else np.zeros((0, self.dimension), dtype=np.float32)
         )
-        np.save(tmp / "vectors.npy", vectors)
+        with open(tmp / "vectors.npy", "wb") as fh:
+            np.save(fh, vectors, allow_pickle=False)
         index, kind = ann.build_index(vectors, ann_config)
-        faiss.write_index(index, str(tmp / "dense.faiss"))
+        with open(tmp / "dense.faiss", "wb") as fh:
+            # through Python's file object, so a full disk is an OSError with its errno
+            writer = faiss.PyCallbackIOWriter(fh.write)
+            faiss.write_index(index, writer)
+            del writer  # flushes its buffer into fh
         if self._lexical_docs:
             LexicalIndex.build(self._lexical_docs).save(tmp / "bm25")
         self._write_sqlite(tmp / "meta.sqlite")
+        files: dict[str, FileRecord] = {}
+        for rel in _version_files(tmp):
+            path = tmp / rel
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+                digest = hashlib.file_digest(fh, CHECKSUM).hexdigest()
+            files[rel] = FileRecord(path.stat().st_size, digest)
         manifest = Manifest(
             format_version=FORMAT_VERSION,
             dimension=self.dimension,
@@ -231,27 +506,18 @@ class VersionWriter:
             chunks_over_limit=sum(c.tokens > max_seq_length for c in self._chunks),
             version=self.name,
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            files=files,
             **manifest_fields,
         )
         manifest.build_seconds = round(manifest.build_seconds + time.perf_counter() - started, 3)
-        (tmp / "manifest.json").write_text(
-            json.dumps(manifest.to_json(), indent=2), encoding="utf-8"
-        )
-        for f in tmp.iterdir():
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-        final = vdir / self.name
-        os.replace(tmp, final)
-        _fsync_dir(vdir)
-        pointer = self.root / f"{CURRENT}.tmp"
-        with open(pointer, "w", encoding="utf-8") as fh:
-            fh.write(self.name + "\n")
+        data = manifest.to_json()
+        data["checksum"] = _manifest_digest(data)
+        with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(data, indent=2))
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(pointer, self.root / CURRENT)
-        _fsync_dir(self.root)
-        log.info("published index version %s (%d chunks)", self.name, len(self._chunks))
+        for folder in {tmp, *((tmp / rel).parent for rel in files)}:
+            _fsync_dir(folder)
         return manifest
 
     def _write_sqlite(self, path: Path) -> None:
@@ -282,48 +548,250 @@ def collect_garbage(root: Path, keep: int) -> None:
     """Delete unfinished versions and all but the `keep` newest published ones.
 
     Must be called under `rebuild_lock`: then no other writer owns a `.tmp-` folder. The
-    current version is always kept, whatever its age.
+    current version is always kept, whatever its age, and so is any version a reader (in any
+    process) still holds: it is deleted by a later call, once free.
     """
-    vdir = versions_dir(root)
-    if not vdir.is_dir():
+    sweep_unfinished(root)
+    try:
+        current = current_version_name(root)
+    except IndexError_ as exc:  # nothing can be judged unused while CURRENT is unreadable
+        log.warning("%s: no old version removed", exc)
         return
-    current = current_version_name(root)
-    published = sorted(p for p in vdir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    doomed = [p for p in vdir.iterdir() if p.name.startswith(TMP_PREFIX)]
-    doomed += [p for p in published[:-keep] if p.name != current]
-    for path in doomed:
-        shutil.rmtree(path, ignore_errors=True)
+    published = published_versions(root)
+    for path in published[: max(len(published) - keep, 0)]:
+        if path.name != current:
+            _remove_unused(path)
+
+
+def _remove_unused(path: Path) -> None:
+    """Delete a version folder unless a reader holds its lock."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("index version %s is still being read: kept for now", path.name)
+            return
+        except OSError as exc:  # no locks on this file system: delete as before
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP):
+                log.warning("cannot lock old index version %s: %s", path.name, _brief(exc))
+                return
+        # renamed first, so that the name vanishes at once and a reader that was about to
+        # open it reads CURRENT again; a half-deleted folder is then swept as a .tmp-
+        doomed = path.with_name(f"{TMP_PREFIX}old-{path.name}")
+        try:
+            os.replace(path, doomed)
+        except OSError as exc:
+            log.warning("cannot remove old index version %s: %s", path.name, _brief(exc))
+            return
+        shutil.rmtree(doomed, ignore_errors=True)
         log.debug("removed old index version %s", path.name)
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------- reading
 
 
-class StoredIndex:
-    """A published version opened for reading: metadata, vectors, FAISS and BM25."""
+class VersionGone(IndexDamaged):
+    """The version folder vanished (retention) between reading CURRENT and locking it."""
 
-    def __init__(self, path: Path, ann_config: ann.AnnConfig | None = None) -> None:
-        self.path = path
+
+def _lock_version(path: Path) -> int:
+    """A descriptor of the version folder holding a shared lock; retention skips it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError as exc:
+        raise VersionGone(f"version {path.name} in {path.parent.parent} is missing") from exc
+    except OSError as exc:
+        raise IndexDamaged(f"version {path.name} cannot be opened ({_brief(exc)})") from exc
+    try:
         try:
-            self.manifest = Manifest.from_json(
-                json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-            )
-        except (OSError, ValueError, TypeError) as exc:
-            raise IndexMismatch(f"cannot read the manifest of {path}: {exc}") from exc
-        if self.manifest.format_version != FORMAT_VERSION:
-            raise IndexMismatch(
-                f"the index in {path.parent.parent} has format version "
-                f"{self.manifest.format_version}; this program reads version {FORMAT_VERSION}. "
-                "Run `python -m index rebuild --full`."
-            )
-        self.db = sqlite3.connect(
-            f"file:{path / 'meta.sqlite'}?mode=ro", uri=True, check_same_thread=False
-        )
-        self.vectors: np.ndarray = np.load(path / "vectors.npy", mmap_mode="r")
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError as exc:  # being deleted right now
+            raise VersionGone(f"version {path.name} is being removed") from exc
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP):
+                raise IndexFolderError(
+                    f"cannot lock index version {path.name}: {_brief(exc)}"
+                ) from exc
+            log.debug("no locks on %s: old versions may vanish under readers", path)
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # deleted between our open and our lock
+            raise VersionGone(f"version {path.name} in {path.parent.parent} is missing")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class StoredIndex:
+    """A published version opened for reading: metadata, vectors, FAISS and BM25.
+
+    Holds a shared lock on its version folder until `close` (or garbage collection), so no
+    rebuild deletes it meanwhile.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        ann_config: ann.AnnConfig | None = None,
+        *,
+        checksums: bool | None = None,
+    ) -> None:
+        """Open and check a version (see the module docstring for what is checked when).
+
+        Args:
+            checksums: verify every file's checksum now; None: when the version is small.
+
+        Raises:
+            IndexDamaged: a file is missing, of the wrong size or content, or unreadable.
+            IndexMismatch: written by an incompatible format version.
+        """
+        self.path = path
+        self._where = f"version {path.name} in {path.parent.parent}"
+        self._ann_config = ann_config or ann.AnnConfig()
         self._faiss: faiss.Index | None = None
         self._lexical: LexicalIndex | None = None
         self._lexical_loaded = False
-        self._ann_config = ann_config or ann.AnnConfig()
+        self._hashed: set[str] = set()
+        self.db: sqlite3.Connection | None = None
+        fd = _lock_version(path)
+        self._release = weakref.finalize(self, os.close, fd)
+        try:
+            self.manifest = self._read_manifest()
+            total = sum(r.size for r in self.manifest.files.values())
+            full = checksums if checksums is not None else total <= FULL_CHECK_BYTES
+            for rel in self.manifest.files:
+                self._check_file(rel, checksum=full)
+            self.db = self._open_db()
+            self.vectors: np.ndarray = self._open_vectors()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening and checking
+
+    def _damaged(self, what: str) -> IndexDamaged:
+        return IndexDamaged(f"{what} of {self._where}")
+
+    def _read_manifest(self) -> Manifest:
+        try:
+            data = json.loads(_read_small(self.path / MANIFEST, MAX_MANIFEST_BYTES))
+        except FileNotFoundError as exc:
+            raise self._damaged(f"{MANIFEST} is missing") from exc
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError, JSONDecodeError included
+            raise self._damaged(f"{MANIFEST} cannot be read ({_brief(exc)})") from exc
+        if not isinstance(data, dict):
+            raise self._damaged(f"{MANIFEST} is not a JSON object")
+        found = data.get("format_version")
+        if isinstance(found, int) and found != FORMAT_VERSION:
+            raise IndexMismatch(
+                f"the index in {self.path.parent.parent} has format version {found}; this "
+                f"program reads version {FORMAT_VERSION}. Run `python -m index rebuild --full`."
+            )
+        if data.get("checksum") != _manifest_digest(data):
+            raise self._damaged(f"{MANIFEST} does not match its checksum (corrupted)")
+        try:
+            manifest = Manifest.from_json(data)
+        except (ValidationError, ValueError) as exc:
+            raise self._damaged(f"{MANIFEST} is not a valid manifest") from exc
+        if manifest.version != self.path.name:
+            raise self._damaged(f"{MANIFEST} names version {manifest.version!r}")
+        missing = [f for f in REQUIRED_FILES if f not in manifest.files]
+        if manifest.chunks and not any(f.startswith("bm25/") for f in manifest.files):
+            missing.append("bm25/")
+        if missing:
+            raise self._damaged(f"{MANIFEST} lists no {', '.join(missing)}")
+        return manifest
+
+    def _check_file(self, rel: str, *, checksum: bool) -> Path:
+        """Check one listed file: a regular file of the recorded size (and checksum)."""
+        record = self.manifest.files[rel]
+        path = self.path / rel
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError as exc:
+            raise self._damaged(f"{rel} is missing") from exc
+        except OSError as exc:
+            raise self._damaged(f"{rel} cannot be read ({_brief(exc)})") from exc
+        if not stat.S_ISREG(info.st_mode):
+            raise self._damaged(f"{rel} is not a regular file")
+        if info.st_size != record.size:
+            raise self._damaged(
+                f"{rel} has {info.st_size} bytes instead of {record.size} (truncated or "
+                "overwritten)"
+            )
+        if checksum and rel not in self._hashed:
+            try:
+                digest = file_digest(path)
+            except OSError as exc:
+                raise self._damaged(f"{rel} cannot be read ({_brief(exc)})") from exc
+            if digest != record.sha256:
+                raise self._damaged(f"{rel} does not match its checksum (corrupted)")
+            self._hashed.add(rel)
+        return path
+
+    def _open_db(self) -> sqlite3.Connection:
+        uri = "file:" + urllib.parse.quote(str(self.path / "meta.sqlite")) + "?mode=ro"
+        try:
+            db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._damaged(f"meta.sqlite cannot be opened ({_brief(exc)})") from exc
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+            if not {"articles", "chunks"} <= tables:
+                raise self._damaged("meta.sqlite lacks its tables")
+            # rows are numbered 0..n-1 on write; max() is one B-tree descent, not a scan
+            counts = [
+                db.execute(f"SELECT coalesce(max(row) + 1, 0) FROM {t}").fetchone()[0]
+                for t in ("articles", "chunks")
+            ]
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise self._damaged(f"meta.sqlite cannot be read ({_brief(exc)})") from exc
+        except BaseException:
+            db.close()
+            raise
+        if counts != [self.manifest.articles, self.manifest.chunks]:
+            db.close()
+            raise self._damaged(
+                f"meta.sqlite holds {counts[0]} articles and {counts[1]} chunks, the manifest "
+                f"{self.manifest.articles} and {self.manifest.chunks}"
+            )
+        return db
+
+    def _open_vectors(self) -> np.ndarray:
+        path = self.path / "vectors.npy"
+        try:
+            vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:  # EOFError would read as Ctrl-D
+            raise self._damaged(f"vectors.npy cannot be read ({_brief(exc)})") from exc
+        expected = (self.manifest.chunks, self.manifest.dimension)
+        if vectors.dtype != np.float32 or vectors.shape != expected:
+            raise self._damaged(
+                f"vectors.npy holds {vectors.dtype} {vectors.shape} instead of float32 {expected}"
+            )
+        return vectors
+
+    def verify(self) -> None:
+        """Check every file's checksum and load every part: what a rebuild relies on.
+
+        Raises:
+            IndexDamaged: naming the first damaged file.
+        """
+        for rel in self.manifest.files:
+            self._check_file(rel, checksum=True)
+        self.dense  # noqa: B018
+        self.lexical  # noqa: B018
+
+    # -- the parts
 
     @property
     def version(self) -> str:
@@ -335,17 +803,44 @@ class StoredIndex:
 
     @property
     def dense(self) -> faiss.Index:
+        """The FAISS index, loaded (and its checksum verified) on first use.
+
+        Raises:
+            IndexDamaged: the file is damaged or is not this version's index.
+        """
         if self._faiss is None:
-            index = faiss.read_index(str(self.path / "dense.faiss"))
+            path = self._check_file("dense.faiss", checksum=True)
+            try:
+                index = faiss.read_index(str(path))
+            except Exception as exc:  # any failure to parse it is damage
+                raise self._damaged(f"dense.faiss cannot be read ({_brief(exc)})") from exc
+            if index.ntotal != self.size or index.d != self.manifest.dimension:
+                raise self._damaged(
+                    f"dense.faiss holds {index.ntotal} vectors of dimension {index.d}"
+                )
             ann.tune(index, self._ann_config)
             self._faiss = index
         return self._faiss
 
     @property
     def lexical(self) -> LexicalIndex | None:
+        """The BM25 index (None for an empty version), checked on first use.
+
+        Raises:
+            IndexDamaged: a BM25 file is damaged.
+        """
         if not self._lexical_loaded:
-            folder = self.path / "bm25"
-            self._lexical = LexicalIndex.load(folder, self.size) if folder.is_dir() else None
+            names = [f for f in self.manifest.files if f.startswith("bm25/")]
+            lexical = None
+            if names:
+                for rel in names:
+                    self._check_file(rel, checksum=True)
+                try:
+                    lexical = LexicalIndex.load(self.path / "bm25", self.size)
+                    lexical.check()
+                except Exception as exc:  # any failure to parse it is damage
+                    raise self._damaged(f"the BM25 index cannot be read ({_brief(exc)})") from exc
+            self._lexical = lexical
             self._lexical_loaded = True
         return self._lexical
 
@@ -357,60 +852,100 @@ class StoredIndex:
                 "or set EMBEDDING_MODEL to match"
             )
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The database, with a damaged page turned into `IndexDamaged`."""
+        if self.db is None:
+            raise sqlite3.ProgrammingError("the index is closed")
+        try:
+            yield self.db
+        except sqlite3.ProgrammingError:  # misuse (closed), not damage
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(f"meta.sqlite cannot be read ({_brief(exc)})") from exc
+
     def articles(self) -> list[StoredArticle]:
-        rows = self.db.execute(
-            "SELECT row, id, title, source, path, url, date, hash, first_chunk, n_chunks "
-            "FROM articles ORDER BY row"
-        )
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT row, id, title, source, path, url, date, hash, first_chunk, n_chunks "
+                "FROM articles ORDER BY row"
+            ).fetchall()
         return [StoredArticle(*r) for r in rows]
 
     def article_text(self, article_id: str) -> str | None:
-        row = self.db.execute("SELECT text FROM articles WHERE id = ?", (article_id,)).fetchone()
+        with self._reading() as db:
+            row = db.execute("SELECT text FROM articles WHERE id = ?", (article_id,)).fetchone()
         return row[0] if row else None
 
     def chunk_rows(self, rows: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Metadata and text of the given chunk rows, keyed by row."""
         out: dict[int, dict[str, Any]] = {}
         ids = [int(r) for r in rows]
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            marks = ",".join("?" * len(part))
-            for r in self.db.execute(
-                'SELECT c.row, c.ordinal, c.start, c."end", a.id, a.title, a.source, a.url, '
-                'substr(a.text, c.start + 1, c."end" - c.start) '
-                f"FROM chunks c JOIN articles a ON a.row = c.article_row WHERE c.row IN ({marks})",
-                part,
-            ):
-                out[r[0]] = {
-                    "ordinal": r[1], "start": r[2], "end": r[3], "article_id": r[4],
-                    "title": r[5], "source": r[6], "url": r[7], "text": r[8],
-                }  # fmt: skip
+        with self._reading() as db:
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                marks = ",".join("?" * len(part))
+                for r in db.execute(
+                    'SELECT c.row, c.ordinal, c.start, c."end", a.id, a.title, a.source, a.url, '
+                    'substr(a.text, c.start + 1, c."end" - c.start) FROM chunks c '
+                    f"JOIN articles a ON a.row = c.article_row WHERE c.row IN ({marks})",
+                    part,
+                ):
+                    out[r[0]] = {
+                        "ordinal": r[1], "start": r[2], "end": r[3], "article_id": r[4],
+                        "title": r[5], "source": r[6], "url": r[7], "text": r[8],
+                    }  # fmt: skip
         return out
 
     def stored_chunks(self, article: StoredArticle) -> list[Chunk]:
         """An article's chunks as stored, for carrying them into the next version."""
-        rows = self.db.execute(
-            'SELECT c.ordinal, c.start, c."end", c.tokens, '
-            'substr(a.text, c.start + 1, c."end" - c.start) FROM chunks c '
-            "JOIN articles a ON a.row = c.article_row WHERE c.article_row = ? ORDER BY c.row",
-            (article.row,),
-        )
+        with self._reading() as db:
+            rows = db.execute(
+                'SELECT c.ordinal, c.start, c."end", c.tokens, '
+                'substr(a.text, c.start + 1, c."end" - c.start) FROM chunks c '
+                "JOIN articles a ON a.row = c.article_row WHERE c.article_row = ? ORDER BY c.row",
+                (article.row,),
+            ).fetchall()
         return [Chunk(article.id, o, s, e, text, t) for o, s, e, t, text in rows]
 
     def tokens_over(self, limit: int) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM chunks WHERE tokens > ?", (limit,)).fetchone()[
-            0
-        ]
+        with self._reading() as db:
+            return db.execute("SELECT COUNT(*) FROM chunks WHERE tokens > ?", (limit,)).fetchone()[
+                0
+            ]
 
     def close(self) -> None:
-        self.db.close()
+        """Release the database and the version's lock (idempotent)."""
+        if self.db is not None:
+            self.db.close()
+        self._release()
 
 
-def open_current(root: Path, ann_config: ann.AnnConfig | None = None) -> StoredIndex:
+def open_current(
+    root: Path, ann_config: ann.AnnConfig | None = None, *, checksums: bool | None = None
+) -> StoredIndex:
     """Open the published version of the index in `root`.
+
+    Args:
+        checksums: verify every file's checksum now; None: when the version is small.
 
     Raises:
         IndexNotBuilt: nothing published yet.
+        IndexDamaged: CURRENT or a file of the version it names is missing or damaged.
         IndexMismatch: written by an incompatible format version.
+        IndexFolderError: `root` is a file.
     """
-    return StoredIndex(current_version_dir(root), ann_config)
+    for attempt in range(OPEN_ATTEMPTS):
+        name = current_version_name(root)
+        if name is None:
+            raise _nothing_published(root)
+        try:
+            return StoredIndex(versions_dir(root) / name, ann_config, checksums=checksums)
+        except VersionGone as exc:
+            if current_version_name(root) == name and not (versions_dir(root) / name).exists():
+                raise IndexDamaged(
+                    f"CURRENT in {root} names version {name}, which is missing"
+                ) from exc
+            gone = exc
+            time.sleep(0.005 * attempt)  # a newer version was just published: read again
+    raise gone

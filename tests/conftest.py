@@ -26,6 +26,20 @@ _SETTING_PREFIXES = (
 )  # fmt: skip
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip slow tests by default, visibly, unless the run chose tests by marker (`-m`).
+
+    A `-m 'not slow'` in addopts would be overridden by any `-m` given on the command line
+    but deselects silently; a skip with its reason tells how to run them.
+    """
+    if config.option.markexpr:
+        return
+    skip = pytest.mark.skip(reason="slow: run with `pytest -m slow`")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Point every setting at tmp_path and away from any real .env."""

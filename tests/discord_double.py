@@ -13,6 +13,18 @@ It enforces the Discord rules the bot must respect:
 - JSON is answered with `Content-Type: application/json` exactly (discord.py parses JSON
   only then).
 
+Faults a test can inject, each as Discord produces it:
+
+- REST: `rate_limit` (429 with `retry_after`, the `Via` header discord.py requires to retry
+  rather than suspect a Cloudflare ban), `fail` (any status, e.g. 502), `drop_connection`
+  (the connection closes before an answer), `close_dms` (403, code 50007: the user does not
+  accept DMs from the bot);
+- gateway: `close_gateway` (a close code; 4000 is resumable), `invalidate_session`
+  (INVALID_SESSION, op 9), `refuse_resume` (the next RESUME gets op 9), `zombie` (the
+  connection stays open but nothing comes back, not even heartbeat ACKs), and a short
+  `heartbeat_ms`. Events dispatched while the client is away are kept in the session's log
+  and replayed on RESUME after the client's last sequence number, as Discord does.
+
 Payload shapes follow discord.py 2.7's parsers (`state.parse_ready`,
 `Interaction._from_data`, `Message.__init__`, `AppCommand._from_data`).
 """
@@ -20,6 +32,7 @@ Payload shapes follow discord.py 2.7's parsers (`state.parse_ready`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -35,6 +48,7 @@ BOT_USER_ID = APP_ID  # like Discord: a bot's user id equals its application id
 BOT_TOKEN = "x"
 ACK_WINDOW = 3.0  # seconds Discord waits for an interaction callback
 HEARTBEAT_MS = 41_250
+CANNOT_DM = (403, "Cannot send messages to this user", 50007)
 
 JSON = dict[str, Any]
 
@@ -62,6 +76,13 @@ class Recorded:
         if ("content" in body or "embeds" in body) and self.method in ("POST", "PATCH"):
             return body
         return None
+
+
+@dataclass(slots=True)
+class _Fault:
+    predicate: Callable[[Recorded], bool]
+    times: int
+    respond: Callable[[], web.Response] | None  # None: drop the connection instead
 
 
 @dataclass(slots=True)
@@ -111,7 +132,17 @@ class DiscordDouble:
         self._ids = itertools.count(1_300_000_000_000_000_000)
         self._seq = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
-        self._ready_sockets: list[web.WebSocketResponse] = []
+        self._live: web.WebSocketResponse | None = None  # identified or resumed: gets events
+        self._zombies: set[web.WebSocketResponse] = set()
+        self._session_id: str | None = None
+        self._sessions = itertools.count(1)
+        self._log: list[tuple[int, str, JSON]] = []  # (seq, event, data) of the session
+        self._refuse_resume = False
+        self._faults: list[_Fault] = []
+        self.closed_dms: dict[int, bool] = {}  # DM channel id -> typing refused too
+        self.heartbeat_ms = HEARTBEAT_MS
+        self.heartbeats = 0
+        self.resumes: list[JSON] = []
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -143,11 +174,17 @@ class DiscordDouble:
         return f"ws://127.0.0.1:{self.port}/gateway"
 
     def reset(self) -> None:
-        """Forget recorded requests and interactions (between tests)."""
+        """Forget recorded requests, interactions and injected faults (between tests)."""
         self.requests.clear()
         self.identifies.clear()
+        self.resumes.clear()
         self.interactions.clear()
         self._interactions_by_id.clear()
+        self._faults.clear()
+        self.closed_dms.clear()
+        self._refuse_resume = False
+        self.heartbeat_ms = HEARTBEAT_MS
+        self.heartbeats = 0
 
     def snowflake(self) -> int:
         return next(self._ids)
@@ -200,8 +237,13 @@ class DiscordDouble:
         return matching()
 
     async def wait_ready(self, timeout: float = 10.0) -> None:
-        """Until a client has identified and been sent READY."""
-        await self.wait_until(lambda: bool(self._ready_sockets), timeout)
+        """Until a client has identified (or resumed) and is receiving events."""
+        await self.wait_until(lambda: self._live is not None, timeout)
+
+    @property
+    def connected(self) -> bool:
+        """A client is identified or resumed on a connection that is not a zombie."""
+        return self._live is not None and self._live not in self._zombies
 
     def find(self, predicate: Callable[[Recorded], bool]) -> list[Recorded]:
         return [r for r in self.requests if predicate(r)]
@@ -222,7 +264,7 @@ class DiscordDouble:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._sockets.append(ws)
-        await ws.send_json({"op": 10, "d": {"heartbeat_interval": HEARTBEAT_MS}})
+        await ws.send_json({"op": 10, "d": {"heartbeat_interval": self.heartbeat_ms}})
         try:
             async for msg in ws:
                 if msg.type is not WSMsgType.TEXT:
@@ -230,49 +272,154 @@ class DiscordDouble:
                 payload = json.loads(msg.data)
                 op = payload.get("op")
                 if op == 1:  # heartbeat
-                    await ws.send_json({"op": 11})
+                    self.heartbeats += 1
+                    if ws not in self._zombies:
+                        await ws.send_json({"op": 11})
                 elif op == 2:  # identify
-                    self.identifies.append(payload["d"])
-                    await ws.send_json(
-                        {
-                            "op": 0,
-                            "t": "READY",
-                            "s": next(self._seq),
-                            "d": {
-                                "v": 10,
-                                "user": BOT_USER,
-                                "session_id": "double-session",
-                                "resume_gateway_url": self.gateway_url,
-                                "guilds": [],
-                                "private_channels": [],
-                                "relationships": [],
-                                "application": {"id": str(APP_ID), "flags": 0},
-                            },
-                        }
-                    )
-                    self._ready_sockets.append(ws)
-                    await self._notify()
-                elif op == 6:  # resume: no replay here, just say it worked
-                    await ws.send_json({"op": 0, "t": "RESUMED", "s": next(self._seq), "d": {}})
+                    await self._identify(ws, payload["d"])
+                elif op == 6:  # resume
+                    await self._resume(ws, payload["d"])
         finally:
             self._sockets.remove(ws)
-            if ws in self._ready_sockets:
-                self._ready_sockets.remove(ws)
+            self._zombies.discard(ws)
+            if ws is self._live:
+                self._live = None
+            await self._notify()
         return ws
 
+    async def _identify(self, ws: web.WebSocketResponse, data: JSON) -> None:
+        self.identifies.append(data)
+        self._session_id = f"double-session-{next(self._sessions)}"
+        self._log.clear()
+        ready = {
+            "v": 10,
+            "user": BOT_USER,
+            "session_id": self._session_id,
+            "resume_gateway_url": self.gateway_url,
+            "guilds": [],
+            "private_channels": [],
+            "relationships": [],
+            "application": {"id": str(APP_ID), "flags": 0},
+        }
+        await ws.send_json({"op": 0, "t": "READY", "s": next(self._seq), "d": ready})
+        self._live = ws
+        await self._notify()
+
+    async def _resume(self, ws: web.WebSocketResponse, data: JSON) -> None:
+        self.resumes.append(data)
+        if self._refuse_resume or data.get("session_id") != self._session_id:
+            self._refuse_resume = False
+            await ws.send_json({"op": 9, "d": False})
+            return
+        last = data.get("seq") or 0
+        for seq, event, event_data in self._log:
+            if seq > last:
+                if event == "INTERACTION_CREATE":  # reaches the bot only now
+                    self._interactions_by_id[int(event_data["id"])].dispatched_at = time.monotonic()
+                await ws.send_json({"op": 0, "t": event, "s": seq, "d": event_data})
+        await ws.send_json({"op": 0, "t": "RESUMED", "s": next(self._seq), "d": {}})
+        self._live = ws
+        await self._notify()
+
     async def dispatch(self, event: str, data: JSON) -> None:
-        """Send a gateway DISPATCH to the most recently identified client."""
-        if not self._ready_sockets:
+        """Send a gateway DISPATCH to the client of the session.
+
+        While the client is away (disconnected, or its connection a zombie) the event waits
+        in the session's log for its RESUME, as on Discord.
+        """
+        if self._session_id is None:
             raise AssertionError("no client is connected to the gateway")
         if event == "INTERACTION_CREATE":
             self._register_interaction(data)
-        ws = self._ready_sockets[-1]
-        await ws.send_json({"op": 0, "t": event, "s": next(self._seq), "d": data})
+        seq = next(self._seq)
+        self._log.append((seq, event, data))
+        ws = self._live
+        if ws is not None and ws not in self._zombies and not ws.closed:
+            with contextlib.suppress(ConnectionResetError):  # closing: kept for the RESUME
+                await ws.send_json({"op": 0, "t": event, "s": seq, "d": data})
 
     def _register_interaction(self, data: JSON) -> None:
         item = _Interaction(id=int(data["id"]), token=data["token"], dispatched_at=time.monotonic())
         self.interactions[item.token] = item
         self._interactions_by_id[item.id] = item
+
+    # ------------------------------------------------------------------ injected faults
+
+    async def close_gateway(self, code: int = 4000) -> None:
+        """Close the client's connection with `code` (4000-4003, 4005-4009: it may resume)."""
+        if self._live is None:
+            raise AssertionError("no client is connected to the gateway")
+        ws, self._live = self._live, None
+        await ws.close(code=code)
+
+    async def invalidate_session(self, resumable: bool = False) -> None:
+        """Send INVALID_SESSION (op 9); with `resumable` False the client must identify."""
+        if self._live is None:
+            raise AssertionError("no client is connected to the gateway")
+        ws = self._live
+        if not resumable:
+            self._session_id = None
+            self._log.clear()
+        await ws.send_json({"op": 9, "d": resumable})
+
+    def refuse_resume(self) -> None:
+        """Answer the next RESUME with INVALID_SESSION (the session expired meanwhile)."""
+        self._refuse_resume = True
+
+    def zombie(self) -> None:
+        """From now on the current connection gets nothing: no heartbeat ACK, no event."""
+        if self._live is None:
+            raise AssertionError("no client is connected to the gateway")
+        self._zombies.add(self._live)
+
+    def rate_limit(
+        self, predicate: Callable[[Recorded], bool], retry_after: float, times: int = 1
+    ) -> None:
+        """Answer the next `times` matching requests with 429 and `retry_after` seconds."""
+
+        def respond() -> web.Response:
+            response = _json_response(
+                {"message": "You are being rate limited.", "retry_after": retry_after,
+                 "global": False},
+                429,
+            )  # fmt: skip
+            response.headers.update(
+                {
+                    "Via": "1.1 google",
+                    "Retry-After": str(max(1, round(retry_after))),
+                    "X-RateLimit-Limit": "5",
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset-After": str(retry_after),
+                    "X-RateLimit-Bucket": "double-bucket",
+                    "X-RateLimit-Scope": "user",
+                }
+            )
+            return response
+
+        self._faults.append(_Fault(predicate, times, respond))
+
+    def fail(
+        self, predicate: Callable[[Recorded], bool], status: int, times: int = 1,
+        code: int = 0, message: str = "",
+    ) -> None:  # fmt: skip
+        """Answer the next `times` matching requests with `status` (a 5xx is retried)."""
+        text = message or f"{status}: double fault"
+        self._faults.append(_Fault(predicate, times, lambda: _error(status, text, code)))
+
+    def drop_connection(self, predicate: Callable[[Recorded], bool], times: int = 1) -> None:
+        """Close the connection of the next `times` matching requests before answering."""
+        self._faults.append(_Fault(predicate, times, None))
+
+    def close_dms(self, channel_id: int, *, typing_refused: bool = True) -> None:
+        """The user behind DM `channel_id` accepts no DMs from the bot: 403, code 50007."""
+        self.closed_dms[channel_id] = typing_refused
+
+    def _take_fault(self, record: Recorded) -> _Fault | None:
+        for fault in self._faults:
+            if fault.times > 0 and fault.predicate(record):
+                fault.times -= 1
+                return fault
+        return None
 
     # ------------------------------------------------------------------ payload builders
 
@@ -448,8 +595,18 @@ class DiscordDouble:
             at=time.monotonic(),
         )
         self.requests.append(record)
+        fault = self._take_fault(record)
+        if fault is not None and fault.respond is None:
+            record.status = -1  # no answer: the connection was dropped
+            await self._notify()
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=204)
         try:
-            response = self._route(request.method, path.split("/")[1:], record)
+            if fault is not None and fault.respond is not None:
+                response = fault.respond()
+            else:
+                response = self._route(request.method, path.split("/")[1:], record)
         except Exception as exc:  # a bug in the double: make it loud (a 5xx would be retried)
             response = _error(400, f"double error: {exc!r}", 0)
         record.status = response.status
@@ -524,8 +681,12 @@ class DiscordDouble:
             case "GET", ["applications", _app, "guilds", guild_id, "commands"]:
                 return _json_response(self.commands.get(int(guild_id), []))
             case "POST", ["channels", channel_id, "messages"]:
+                if int(channel_id) in self.closed_dms:
+                    return _error(*CANNOT_DM)
                 return _json_response(self._bot_message(channel_id, body))
-            case "POST", ["channels", _channel, "typing"]:
+            case "POST", ["channels", channel_id, "typing"]:
+                if self.closed_dms.get(int(channel_id)):
+                    return _error(*CANNOT_DM)
                 return web.Response(status=204)
             case "POST", ["users", "@me", "channels"]:
                 recipient = body.get("recipient_id", "0")
@@ -581,3 +742,40 @@ class DiscordDouble:
             if kind == 4:
                 response["resource"]["message"] = message
         return _json_response(response)
+
+
+# ---------------------------------------------------------------------- matching requests
+
+
+def is_callback(payload: JSON) -> Callable[[Recorded], bool]:
+    """The interaction's callback (its acknowledgement)."""
+    path = f"/interactions/{payload['id']}/{payload['token']}/callback"
+    return lambda r: r.method == "POST" and r.path == path
+
+
+def is_followup(payload: JSON) -> Callable[[Recorded], bool]:
+    """A follow-up message of the interaction."""
+    path = f"/webhooks/{APP_ID}/{payload['token']}"
+    return lambda r: r.method == "POST" and r.path == path
+
+
+def is_original_edit(payload: JSON, contains: str = "") -> Callable[[Recorded], bool]:
+    """An edit of the interaction's first response whose content contains `contains`."""
+    path = f"/webhooks/{APP_ID}/{payload['token']}/messages/@original"
+    return lambda r: (
+        r.method == "PATCH" and r.path == path and contains in (r.json or {}).get("content", "")
+    )
+
+
+def is_channel_message(channel_id: int) -> Callable[[Recorded], bool]:
+    return lambda r: r.method == "POST" and r.path == f"/channels/{channel_id}/messages"
+
+
+def embed_text(body: JSON) -> str:
+    """All the visible text of a message's embeds."""
+    parts = []
+    for e in body.get("embeds") or []:
+        parts += [e.get("title") or "", e.get("description") or ""]
+        for f in e.get("fields") or []:
+            parts += [f["name"], f["value"]]
+    return "\n".join(parts)

@@ -13,6 +13,8 @@ the client time out; shutting the double down cuts any delay short.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import threading
 from collections import deque
@@ -38,6 +40,23 @@ class Request:
     @property
     def system_message(self) -> str:
         return next(m["content"] for m in self.body["messages"] if m["role"] == "system")
+
+    @property
+    def basic_auth(self) -> tuple[str, str] | None:
+        """The user and password of an `Authorization: Basic` header, if one was sent."""
+        scheme, _, value = self.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return user, password
+
+    def passage(self, n: int) -> str:
+        """The text of passage `n` as the user message fenced it (title and source lines cut)."""
+        fenced = self.user_message.split(f'<passage id="{n}">\n', 1)[1].split("</passage>", 1)[0]
+        return fenced.split("\n\n", 1)[1].strip()
 
 
 @dataclass(frozen=True)

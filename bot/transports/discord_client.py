@@ -6,6 +6,11 @@ that same `Route`), and a non-sharded client opens its gateway websocket straigh
 `DiscordWebSocket.DEFAULT_GATEWAY` without asking `GET /gateway` first (only the
 auto-sharded clients call `GET /gateway/bot`). `configure_endpoints` points both at the
 settings, which is how tests run the real client against a local Discord double.
+
+Stopping: the first SIGTERM/SIGINT drains (`QACog.drain`: no new questions, the ones in flight
+delivered for up to `discord_drain_seconds`) and then closes the connection and the HTTP
+session; a second signal skips what is left of the drain. Nothing the bot runs is waited for
+past that (see `work.py`), so a stuck rebuild cannot keep the process alive.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import logging
 import os
 import signal
+import time
 from typing import TYPE_CHECKING
 
 import discord
@@ -27,6 +33,7 @@ from discord.ext import commands
 
 from ..feedback import FeedbackStore
 from .qa_cog import QACog
+from .work import Workers
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -38,6 +45,7 @@ log = logging.getLogger(__name__)
 
 SYNC_HASH_FILE = "command-sync.hash"
 GUILD_READY_TIMEOUT = 0.5  # seconds to wait for GUILD_CREATEs after READY (default 2)
+HEARTBEAT_TIMEOUT = 60.0  # silence on the gateway before it is dropped and resumed
 
 
 def configure_endpoints(settings: Settings) -> None:
@@ -73,6 +81,7 @@ class QABot(commands.Bot):
         feedback: FeedbackStore | None = None,
         force_sync: bool = False,
         watch_index: bool = True,
+        heartbeat_timeout: float = HEARTBEAT_TIMEOUT,
     ) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # to read DMs and mentions
@@ -83,6 +92,7 @@ class QABot(commands.Bot):
             intents=intents,
             allowed_mentions=discord.AllowedMentions.none(),
             guild_ready_timeout=GUILD_READY_TIMEOUT,
+            heartbeat_timeout=heartbeat_timeout,
         )
         self.settings = settings
         self.service = service
@@ -91,9 +101,13 @@ class QABot(commands.Bot):
         self.watch_index = watch_index
         self.synced: list[str] = []  # where commands were synced at startup: "global", guild ids
         self._watcher: asyncio.Task[None] | None = None
+        self._index_workers = Workers("index-watch", 1)
+        self.qa: QACog | None = None
+        self._stopping: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
-        await self.add_cog(QACog(self, self.settings, self.service, self.feedback))
+        self.qa = QACog(self, self.settings, self.service, self.feedback)
+        await self.add_cog(self.qa)
         await self.sync_commands(force=self.force_sync)
         if self.watch_index:
             self._watcher = asyncio.create_task(self._watch_index(), name="index-watcher")
@@ -103,6 +117,40 @@ class QABot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info("connected to Discord as %s (id %s)", self.user, self.user and self.user.id)
+
+    # ---------------------------------------------------------------- stopping
+
+    def request_stop(self) -> None:
+        """What SIGTERM/SIGINT do: drain then close; a second request skips the drain."""
+        if self._stopping is None:
+            self._stopping = asyncio.create_task(self.shutdown(), name="shutdown")
+        elif self.qa is not None:
+            log.info("second stop signal: stopping now")
+            self.qa.inflight.hurry()
+
+    async def shutdown(self) -> None:
+        """Finish the answers in flight (up to `discord_drain_seconds`), then close."""
+        started = time.monotonic()
+        try:
+            if self.qa is not None:
+                log.info(
+                    "stopping: finishing %d requests in flight (up to %.0f s)",
+                    len(self.qa.inflight), self.settings.discord_drain_seconds,
+                )  # fmt: skip
+                report = await self.qa.drain(self.settings.discord_drain_seconds)
+                log.info(
+                    "drained in %.1f s: %d finished, %d abandoned",
+                    report.seconds, report.finished, report.abandoned,
+                )  # fmt: skip
+        finally:
+            await self.close()
+            log.info("stopped %.1f s after the stop signal", time.monotonic() - started)
+
+    async def wait_stopped(self) -> None:
+        """Until a requested shutdown has finished (at once when none was requested)."""
+        if self._stopping is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stopping
 
     async def close(self) -> None:
         if self._watcher is not None:
@@ -166,7 +214,7 @@ class QABot(commands.Bot):
         problem: str | None = None
         while True:
             try:
-                await asyncio.to_thread(self.service.live.get, force_check=True)
+                await self._index_workers.run(self.service.live.get, force_check=True)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -188,13 +236,15 @@ class QABot(commands.Bot):
 
 
 async def run_bot(settings: Settings, service: QAService) -> None:
-    """Run the Discord bot until it is closed or the process gets SIGINT/SIGTERM.
+    """Run the Discord bot until it is closed or stopped by SIGINT/SIGTERM (drained first).
 
-    Logging is left to the caller (`python -m bot` configures it).
+    Logging is left to the caller (`python -m bot` configures it, and turns the errors below
+    into one line).
 
     Raises:
         ValueError: DISCORD_TOKEN is not set.
         discord.LoginFailure: the token was refused.
+        aiohttp.ClientError: the Discord API cannot be reached.
     """
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         raise ValueError("DISCORD_TOKEN is not set")
@@ -205,11 +255,12 @@ async def run_bot(settings: Settings, service: QAService) -> None:
     installed = []
     for sig in stop_signals:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+            loop.add_signal_handler(sig, bot.request_stop)
             installed.append(sig)
     try:
         async with bot:
             await bot.start(settings.discord_token.get_secret_value().strip())
+        await bot.wait_stopped()
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)

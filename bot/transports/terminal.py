@@ -1,13 +1,26 @@
-"""The terminal chat: the same answers as Discord, for a local demo or an operator's check."""
+"""The terminal chat: the same answers as Discord, for a local demo or an operator's check.
+
+Everything it prints goes through `index.display.printable`: answers quote articles, titles
+and file names come from whoever wrote the files, and a piped question is echoed back, so
+any of them could carry escape sequences that clear the screen or retitle the window.
+
+A few words are commands rather than questions: `quit`, `exit`, `:q`, `/quit` and `/exit`
+end the chat (as do end of input and Ctrl-C), `/help` lists them. Any other single word
+starting with `/` is reported as an unknown command instead of being answered, which keeps
+`/`-words free for commands to come (`/new` is meant to start a new conversation).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import shutil
 import sys
 import textwrap
 from typing import TextIO
+
+from index.display import printable
 
 from ..errors import SAFE_ERRORS
 from ..formatting import answer_text
@@ -16,19 +29,28 @@ from ..service import QAService
 log = logging.getLogger(__name__)
 
 PROMPT = "question> "
+QUIT_COMMANDS = frozenset({"quit", "exit", ":q", "/quit", "/exit"})
+HELP_COMMANDS = frozenset({"/help", "/?"})
+_COMMAND = re.compile(r"/[A-Za-z?][\w-]*")  # one word: "/etc/passwd, what is it?" is a question
+HELP = (
+    "Type a question about the articles and press Enter; each answer lists the passages it "
+    "quotes.\nCommands: quit (or exit, :q, /quit, /exit, Ctrl-D, Ctrl-C) ends the chat; "
+    "/help shows this."
+)
 
 
 def chat(service: QAService, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
-    """Answer each line of input until end of input; returns how many were answered.
+    """Answer each line of input until `quit`, end of input or Ctrl-C; returns how many.
 
-    Interactive when stdin is a terminal (prompt, readline editing); otherwise it reads
-    questions line by line, so `echo question | python -m bot` works in scripts.
+    Interactive when stdin is a terminal (prompt, readline editing, an empty line quits);
+    otherwise it reads questions line by line, echoing each after the prompt, so
+    `echo question | python -m bot` works in scripts.
     """
     interactive = stdin.isatty()
     if interactive:
         with contextlib.suppress(ImportError):  # not on every platform
             import readline  # noqa: F401 - line editing and history for input()
-        stdout.write("Ask about the articles. An empty line or Ctrl-D quits.\n")
+        stdout.write("Ask about the articles. Type quit, an empty line or Ctrl-D to leave.\n")
     answered = 0
     while True:
         try:
@@ -43,23 +65,37 @@ def chat(service: QAService, stdin: TextIO = sys.stdin, stdout: TextIO = sys.std
             if interactive:
                 break
             continue
+        if not interactive:
+            stdout.write(printable(f"{PROMPT}{question}") + "\n")
+        command = question.casefold()
+        if command in QUIT_COMMANDS:
+            break
+        if _COMMAND.fullmatch(question):
+            if command in HELP_COMMANDS:
+                stdout.write(HELP + "\n\n")
+            else:
+                stdout.write(printable(f"Unknown command {question}. {HELP}") + "\n\n")
+            stdout.flush()
+            continue
         try:
             answer = service.answer(question)
+        except KeyboardInterrupt:  # Ctrl-C while answering: leave, as at the prompt
+            stdout.write("\n")
+            break
         except SAFE_ERRORS as exc:
-            stdout.write(f"{exc}\n\n")
+            stdout.write(printable(str(exc)) + "\n\n")
             continue
         except Exception:
             log.exception("failed to answer %r", question)
             stdout.write("Sorry, something went wrong answering that; see the log.\n\n")
             continue
-        text = answer_text(answer)
+        text = answer_text(answer)  # printable already
         if interactive:
             text = _wrap(text, shutil.get_terminal_size().columns)
-        else:
-            stdout.write(f"{PROMPT}{question}\n")
         stdout.write(text + "\n\n")
         stdout.flush()
         answered += 1
+    stdout.flush()
     return answered
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
 
 from index.articles import (
+    DEFAULT_MAX_ARTICLE_BYTES,
+    DEFAULT_MAX_TITLE_CHARS,
     SUPPORTED_SUFFIXES,
     LoadResult,
+    cap_title,
     load_articles,
     load_file,
     normalise_text,
@@ -181,12 +185,12 @@ def test_markdown_front_matter(tmp_path: Path) -> None:
     assert article.text == "# Not the title\n\nFrom March the *early* ferry leaves at 6:40."
 
 
-def test_markdown_front_matter_id_is_the_article_id(tmp_path: Path) -> None:
+def test_markdown_front_matter_id_is_namespaced_by_the_file(tmp_path: Path) -> None:
     write(tmp_path, "x.markdown", "---\nid: 1234\n---\nSome body text.\n")
 
     article = only_article(load_articles(tmp_path))
 
-    assert article.id == "1234"
+    assert article.id == "x.markdown#1234"
     assert article.path == "x.markdown"
     assert article.title == "Some body text."  # no heading: the first line
 
@@ -296,7 +300,7 @@ def test_json_list_ids_titles_and_bad_records(tmp_path: Path) -> None:
 
     result = load_articles(tmp_path)
 
-    assert [a.id for a in result.articles] == ["7", "many.json:2", "many.json:5"]
+    assert [a.id for a in result.articles] == ["many.json#7", "many.json:2", "many.json:5"]
     seven, untitled, long_title = result.articles
     assert seven.source == seven.url == "https://e.example/7"
     assert untitled.title == "No title here."
@@ -353,7 +357,7 @@ def test_jsonl_malformed_line_loses_only_that_line(tmp_path: Path) -> None:
 
     result = load_articles(tmp_path)
 
-    assert [a.id for a in result.articles] == ["a", "feed.jsonl:4", "e"]
+    assert [a.id for a in result.articles] == ["feed.jsonl#a", "feed.jsonl:4", "feed.jsonl#e"]
     assert result.articles[1].text == "Third record.\nWith CRLF inside."
     assert result.articles[2].text == "Line separator\u2028inside a string."
     assert [(s.path, s.line) for s in result.skipped] == [
@@ -377,7 +381,7 @@ def test_jsonl_blank_text_is_reported(tmp_path: Path) -> None:
 # --- duplicates -------------------------------------------------------------------------------
 
 
-def test_duplicate_ids_keep_the_first(tmp_path: Path) -> None:
+def test_ids_are_per_file_and_duplicates_within_a_file_keep_the_first(tmp_path: Path) -> None:
     write(tmp_path, "a.jsonl", json.dumps({"id": "x", "text": "first"}) + "\n")
     write(
         tmp_path,
@@ -386,13 +390,21 @@ def test_duplicate_ids_keep_the_first(tmp_path: Path) -> None:
             json.dumps({"id": i, "text": t}) for i, t in [("y", "y1"), ("x", "2"), ("y", "3")]
         ),
     )
+    records = [{"id": "z", "text": "one"}, {"text": "two"}, {"id": "z", "text": "three"}]
+    write(tmp_path, "d.json", json.dumps(records))
 
     result = load_articles(tmp_path)
 
-    assert [(a.id, a.text) for a in result.articles] == [("x", "first"), ("y", "y1")]
+    assert [(a.id, a.text) for a in result.articles] == [
+        ("a.jsonl#x", "first"),
+        ("d.json#z", "one"),
+        ("d.json:2", "two"),
+        ("b/c.jsonl#y", "y1"),
+        ("b/c.jsonl#x", "2"),
+    ]
     assert result.skipped == [
-        Skipped("b/c.jsonl", "duplicate article id 'x' (first seen in a.jsonl)", 2),
-        Skipped("b/c.jsonl", "duplicate article id 'y' (first seen in b/c.jsonl)", 3),
+        Skipped("d.json", "record 3: duplicate id 'z' (first used by record 1)"),
+        Skipped("b/c.jsonl", "duplicate id 'y' (first used on line 1)", 3),
     ]
 
 
@@ -402,7 +414,7 @@ def test_load_file_dedupes_within_the_file(tmp_path: Path) -> None:
     articles, skipped = load_file(path, tmp_path)
 
     assert [a.text for a in articles] == ["a"]
-    assert skipped == [Skipped("d.jsonl", "duplicate article id '1' (first seen in d.jsonl)", 2)]
+    assert skipped == [Skipped("d.jsonl", "duplicate id '1' (first used on line 1)", 2)]
 
 
 # --- broken files -----------------------------------------------------------------------------
@@ -412,7 +424,14 @@ def test_load_file_dedupes_within_the_file(tmp_path: Path) -> None:
     ("name", "content", "reason"),
     [
         ("binary.txt", b"GIF89a\x00\x01\x02\x03 not text", "binary file"),
-        ("utf16.md", "Title\nBody".encode("utf-16"), "binary file"),
+        ("utf16-no-bom.md", "Title\nBody".encode("utf-16-le"), "binary file"),
+        (
+            "bad-utf16.txt",
+            b"\xff\xfe" + "Title".encode("utf-16-le") + b"\x00\xd8",
+            ("not valid UTF-16 text (at byte offset 12)"),
+        ),
+        ("bom-only.txt", b"\xef\xbb\xbf", "empty file (only whitespace)"),
+        ("utf16-bom-only.txt", b"\xff\xfe", "empty file (only whitespace)"),
         (
             "latin1.txt",
             b"Title\nna\xefve caf\xe9\n",
@@ -434,29 +453,31 @@ def test_broken_files_are_reported_not_raised(
     assert only_skipped(load_articles(tmp_path)) == Skipped(path=name, reason=reason)
 
 
-def test_unreadable_file_is_reported(tmp_path: Path) -> None:
-    # A folder named like an article: reading it fails with an OSError, as a locked file would.
+def test_a_folder_is_not_a_file(tmp_path: Path) -> None:
     (tmp_path / "folder.txt").mkdir()
-    write(tmp_path, "ok.txt", "Fine\nbody")
 
     articles, skipped = load_file(tmp_path / "folder.txt", tmp_path)
 
     assert articles == []
-    [entry] = skipped
-    assert entry.path == "folder.txt"
-    assert entry.reason.startswith("cannot read file: ")
+    assert skipped == [Skipped("folder.txt", "not a regular file (folder)")]
 
 
-def test_skips_are_logged_as_warnings(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_file_gone_before_it_is_read_is_reported(tmp_path: Path) -> None:
+    articles, skipped = load_file(tmp_path / "gone.txt", tmp_path)
+
+    assert articles == []
+    assert skipped == [Skipped("gone.txt", "cannot read file: No such file or directory")]
+
+
+def test_skips_are_logged_at_info(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # info, not warning: the report lists each skipped file, and the CLIs print the report
     write(tmp_path, "bin.txt", b"\x00\x00")
 
-    with caplog.at_level(logging.WARNING, logger="index.articles"):
+    with caplog.at_level(logging.INFO, logger="index.articles"):
         load_articles(tmp_path)
 
-    assert any(
-        r.levelno == logging.WARNING and "bin.txt" in r.getMessage() and "binary" in r.getMessage()
-        for r in caplog.records
-    )
+    [record] = [r for r in caplog.records if "bin.txt" in r.getMessage()]
+    assert record.levelno == logging.INFO and "binary" in record.getMessage()
 
 
 def test_one_bad_file_does_not_stop_the_rest(tmp_path: Path) -> None:
@@ -508,6 +529,39 @@ def test_root_inside_a_hidden_folder_is_still_walked(tmp_path: Path) -> None:
     assert [a.id for a in load_articles(root).articles] == ["a.txt"]
 
 
+def test_root_given_through_a_link_is_walked(tmp_path: Path) -> None:
+    write(tmp_path, "real/a.txt", "A\nbody")
+    write(tmp_path, "real/sub/b.txt", "B\nbody")
+    (tmp_path / "via").symlink_to("real")
+
+    result = load_articles(tmp_path / "via")
+
+    assert [a.id for a in result.articles] == ["a.txt", "sub/b.txt"]
+    assert result.skipped == []
+
+
+@pytest.mark.timeout(60)
+def test_folders_nested_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
+    depth = 1_200  # past Python's default recursion limit of 1,000
+    # made and removed one level at a time from inside (short paths, fast): makedirs and
+    # shutil.rmtree, which pytest cleans up with, recurse once per level themselves
+    for _ in range(depth):
+        os.mkdir("d")
+        os.chdir("d")
+    Path("leaf.txt").write_text("Deep\nbody")
+    os.chdir(tmp_path)
+    try:
+        result = load_articles(tmp_path)
+    finally:
+        os.chdir(tmp_path / ("d/" * depth))
+        os.unlink("leaf.txt")
+        for _ in range(depth):
+            os.chdir("..")
+            os.rmdir("d")
+
+    assert [a.id for a in result.articles] == ["d/" * depth + "leaf.txt"]
+
+
 def test_missing_root_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_articles(tmp_path / "nope")
@@ -540,3 +594,211 @@ def test_load_file_ignores_unsupported_types(tmp_path: Path) -> None:
 def test_supported_suffixes() -> None:
     expected = {".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl"}
     assert expected == SUPPORTED_SUFFIXES
+
+
+# --- encodings --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be", "utf-32", "utf-32-le"])
+def test_utf16_and_utf32_with_a_byte_order_mark_are_read(tmp_path: Path, codec: str) -> None:
+    content = "Café on the quay\nIt opens at eight.\n"
+    raw = content.encode(codec)
+    if not codec.endswith("16") and not codec.endswith("32"):  # explicit order: add the mark
+        raw = "\ufeff".encode(codec) + raw
+    write(tmp_path, "windows.txt", raw)
+
+    article = only_article(load_articles(tmp_path))
+
+    assert (article.title, article.text) == ("Café on the quay", "It opens at eight.")
+
+
+def test_utf16_json_and_html(tmp_path: Path) -> None:
+    write(tmp_path, "a.json", json.dumps({"title": "Tea", "text": "Tea at four."}).encode("utf-16"))
+    page = f"<html><head><title>Port</title></head><body><article><p>{HARBOUR_PARAGRAPHS[0]}"
+    write(tmp_path, "b.html", (page + "</p></article></body></html>").encode("utf-16"))
+
+    result = load_articles(tmp_path)
+
+    assert result.skipped == []
+    assert [(a.id, a.title) for a in result.articles] == [("a.json", "Tea"), ("b.html", "Port")]
+    assert HARBOUR_PARAGRAPHS[0] in result.articles[1].text
+
+
+# --- titles -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "limit", "expected"),
+    [
+        ("Short title", 20, "Short title"),
+        ("exactly ten", 11, "exactly ten"),
+        ("The council approved the budget", 20, "The council…"),
+        ("The council approved", 13, "The council…"),  # the cut falls just after a word
+        ("x" * 50, 10, "xxxxxxxxx…"),  # one giant word is cut where it must be
+        ("a " + "y" * 30, 10, "a yyyyyyy…"),  # the only space is too early to cut at
+    ],
+)
+def test_cap_title(title: str, limit: int, expected: str) -> None:
+    capped = cap_title(title, limit)
+
+    assert capped == expected
+    assert len(capped) <= limit
+
+
+def test_txt_whose_first_line_is_a_paragraph_keeps_it_as_text(tmp_path: Path) -> None:
+    paragraph = "The harbour lights were switched on again " * 10
+    write(tmp_path, "p.txt", paragraph + "\nSecond paragraph.\n")
+
+    article = only_article(load_articles(tmp_path, max_title_chars=100))
+
+    assert article.text == paragraph.strip() + "\nSecond paragraph."
+    assert article.title.startswith("The harbour lights were switched on again")
+    assert article.title.endswith("…")
+    assert len(article.title) <= 100
+
+
+def test_a_megabyte_on_one_line_is_text_with_a_short_title(tmp_path: Path) -> None:
+    line = " ".join(f"word{i % 97}" for i in range(150_000))[:1_000_000].strip()
+    write(tmp_path, "one-line.txt", line)
+
+    article = only_article(load_articles(tmp_path))
+
+    assert article.text == line
+    assert len(article.title) <= 120 and article.title.startswith("word0 word1 word2")
+
+
+def test_long_titles_are_capped_in_every_format(tmp_path: Path) -> None:
+    long = "A very long headline about the harbour " * 20
+    write(tmp_path, "fm.md", f"---\ntitle: {long}\n---\nBody of the post.\n")
+    write(tmp_path, "heading.md", f"# {long}\n\nBody of the post.\n")
+    write(tmp_path, "first-line.md", f"{long}\n\nBody of the post.\n")
+    write(tmp_path, "rec.json", json.dumps({"title": long, "text": "Body of the record."}))
+    write(tmp_path, "rec2.jsonl", json.dumps({"text": long + "\nrest"}) + "\n")
+    body = "".join(f"<p>{p}</p>" for p in HARBOUR_PARAGRAPHS)
+    write(tmp_path, "page.html", f"<html><head><title>{long}</title></head><body>{body}</body>")
+
+    result = load_articles(tmp_path, max_title_chars=60)
+
+    assert result.skipped == []
+    assert len(result.articles) == 6
+    for article in result.articles:
+        assert article.title.startswith("A very long headline about the harbour"), article.id
+        assert len(article.title) <= 60 and article.title.endswith("…"), article.id
+
+
+def test_heading_title_drops_only_a_closing_hash_run(tmp_path: Path) -> None:
+    write(tmp_path, "a.md", "# Learning C#\n\nText.\n")
+    write(tmp_path, "b.md", "## Growing beans ##   \n\nText.\n")
+
+    titles = [a.title for a in load_articles(tmp_path).articles]
+
+    assert titles == ["Learning C#", "Growing beans"]
+
+
+def test_settings_defaults_are_the_loader_defaults() -> None:
+    from index.settings import IndexSettings
+
+    settings = IndexSettings()
+
+    assert settings.max_article_bytes == DEFAULT_MAX_ARTICLE_BYTES
+    assert settings.max_title_chars == DEFAULT_MAX_TITLE_CHARS
+
+
+# --- ids --------------------------------------------------------------------------------------
+
+
+def test_no_file_can_take_over_another_files_id(tmp_path: Path) -> None:
+    write(tmp_path, "victim.txt", "The real article\nIts text.")
+    write(tmp_path, "a-evil.md", "---\nid: victim.txt\n---\nFake text.\n")
+    write(tmp_path, "b-evil.json", json.dumps([{"id": "victim.txt", "text": "Fake again."}]))
+    write(tmp_path, "c-evil.jsonl", json.dumps({"id": "victim.txt#0", "text": "Fake."}) + "\n")
+    # a name that spells another file's namespaced id, and a position-style id
+    write(tmp_path, "a-evil.md#victim.txt", "Named to collide\nBody.")
+    write(tmp_path, "d.jsonl", json.dumps({"text": "Line one."}) + "\n")
+    write(tmp_path, "e.jsonl", json.dumps({"id": "1", "text": "Own id one."}) + "\n")
+
+    result = load_articles(tmp_path)
+
+    assert result.skipped == []
+    ids = {a.id: a.path for a in result.articles}
+    assert ids == {
+        "victim.txt": "victim.txt",
+        "a-evil.md#victim.txt": "a-evil.md",
+        "a-evil.md%23victim.txt": "a-evil.md#victim.txt",
+        "b-evil.json#victim.txt": "b-evil.json",
+        "c-evil.jsonl#victim.txt#0": "c-evil.jsonl",
+        "d.jsonl:1": "d.jsonl",
+        "e.jsonl#1": "e.jsonl",
+    }
+    assert load_articles(tmp_path) == result  # stable from one rebuild to the next
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"id": True, "text": "t"}, "record's 'id' is a JSON boolean, not a string or an integer"),
+        ({"id": 1.5, "text": "t"}, "record's 'id' is a JSON number, not a string or an integer"),
+        ({"id": [1], "text": "t"}, "record's 'id' is a JSON array, not a string or an integer"),
+        ({"id": "x" * 300, "text": "t"}, "record's 'id' is too long (300 characters, over 256)"),
+        ({"id": "a\x1b[2Jb", "text": "t"}, "record's 'id' contains a control character (U+001B)"),
+    ],
+)
+def test_bad_record_ids_are_reported(tmp_path: Path, record: dict, reason: str) -> None:
+    write(tmp_path, "r.jsonl", json.dumps(record) + "\n")
+
+    assert only_skipped(load_articles(tmp_path)) == Skipped("r.jsonl", reason, 1)
+
+
+def test_front_matter_id_with_a_control_character_is_reported(tmp_path: Path) -> None:
+    write(tmp_path, "x.md", '---\nid: "a\\tb"\n---\nBody.\n')
+
+    reason = only_skipped(load_articles(tmp_path)).reason
+
+    assert reason == "front matter 'id' contains a control character (U+0009)"
+
+
+# --- odd JSON values --------------------------------------------------------------------------
+
+
+def test_lone_surrogate_escapes_become_replacement_characters(tmp_path: Path) -> None:
+    write(tmp_path, "s.jsonl", '{"title": "T\\ud800", "text": "Caf\\udce9 open.", "id": "k"}\n')
+
+    article = only_article(load_articles(tmp_path))
+
+    assert (article.title, article.text) == ("T\ufffd", "Caf\ufffd open.")
+    article.text.encode("utf-8")  # storable
+
+
+def test_nan_and_huge_values_are_not_metadata(tmp_path: Path) -> None:
+    lines = [
+        '{"title": NaN, "text": "First.", "date": Infinity, "url": 1e999}',
+        json.dumps({"text": "Second.", "url": "https://e.example/" + "a" * 3000, "date": "d" * 99}),
+        '{"text": NaN}',
+        '{"text": "Fourth.", "n": ' + "9" * 5000 + "}",
+    ]
+    write(tmp_path, "v.jsonl", "\n".join(lines) + "\n")
+
+    result = load_articles(tmp_path)
+
+    assert [(a.title, a.url, a.date) for a in result.articles] == [
+        ("First.", None, None),
+        ("Second.", None, None),
+    ]
+    assert [(s.line, s.reason) for s in result.skipped] == [
+        (3, "record's 'text' is a JSON number, not a string"),
+        (4, "invalid JSON: a number too long to read"),
+    ]
+
+
+# --- text that used to make the cleaning quadratic ----------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_long_runs_of_spaces_are_cleaned_in_linear_time(tmp_path: Path) -> None:
+    spaces = " " * 2_000_000
+    assert normalise_text("a" + spaces + "b\nc" + spaces) == "a" + spaces + "b\nc"
+    write(tmp_path, "h.md", "# Harbour" + spaces + "lights\n\nText.\n")
+
+    article = only_article(load_articles(tmp_path))
+
+    assert article.title == "Harbour lights"

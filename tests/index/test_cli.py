@@ -6,9 +6,12 @@ are few and each checks several things.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -16,14 +19,19 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
 
 from index.store import TMP_PREFIX, current_version_name, open_current, rebuild_lock
 
 REPO = Path(__file__).resolve().parents[2]
 OBAMA_QUESTION = "what did Obama say to Putin?"
 REBUILD_KEYS = {"articles", "chunks", "added", "updated", "removed", "unchanged", "skipped"}
-HIT_KEYS = {"rank", "score", "chunk_id", "article_id", "title", "source", "start", "end", "text"}
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+HIT_KEYS = {
+    "rank", "score", "chunk_id", "article_id", "title", "source", "start", "end", "text", "also_in"
+}  # fmt: skip
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None):
@@ -38,6 +46,7 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str
         input=stdin,
         capture_output=True,
         text=True,
+        errors="surrogateescape",  # stdin may carry bytes that are not UTF-8
         timeout=240,
     )
 
@@ -105,6 +114,7 @@ def test_broken_files_are_listed_and_the_rest_indexed(tmp_path: Path, seeds_dir:
     (src / "latin1.txt").write_bytes("Café news\nLe café était fermé.".encode("latin-1"))
     (src / "empty.md").write_bytes(b"")
     (src / "notes.md").write_text("# Tide tables\n\nHigh tide at the harbour is at 6:40.\n")
+    (src / "evil\x1b]0;owned\x07\x1b[2J.txt").write_text("Owned\nThe screen is cleared.\n")
     good = [
         {"id": "glacier", "title": "Glacier retreat", "text": "The Aletsch glacier retreated "
          "by fifty metres last year, the largest loss since records began."},
@@ -122,7 +132,9 @@ def test_broken_files_are_listed_and_the_rest_indexed(tmp_path: Path, seeds_dir:
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["articles"] == 4  # the seed, the Markdown note and two JSONL records
-    skipped = {(s["path"], s.get("line")): s["reason"] for s in report["skipped"]}
+    [evil] = [s for s in report["skipped"] if s["path"].startswith("evil")]
+    assert "control character" in evil["reason"]
+    skipped = {(s["path"], s.get("line")): s["reason"] for s in report["skipped"] if s != evil}
     assert set(skipped) == {
         ("binary.txt", None),
         ("latin1.txt", None),
@@ -135,16 +147,21 @@ def test_broken_files_are_listed_and_the_rest_indexed(tmp_path: Path, seeds_dir:
     assert "empty" in skipped[("empty.md", None)]
     assert "JSON" in skipped[("records.jsonl", 2)]
 
-    # The human-readable run names every skipped file on stderr (and still exits 0).
-    plain = run_cli("rebuild", "--source", "mixed", "--index", "I", cwd=tmp_path)
+    # Each run names every skipped file on stderr exactly once, --quiet or not, JSON or not
+    # (and still exits 0), with no control sequence from a file name reaching the terminal.
+    plain = run_cli("rebuild", "--source", "mixed", "--index", "I", "--quiet", cwd=tmp_path)
     assert plain.returncode == 0, plain.stderr
-    for name in ("binary.txt", "latin1.txt", "empty.md", "records.jsonl:2"):
-        assert f"skipped {name}:" in plain.stderr
+    for run in (proc, plain):
+        for name in ("binary.txt", "latin1.txt", "empty.md", "records.jsonl:2", "evil"):
+            assert run.stderr.count(f"skipped {name}") == 1, run.stderr
+        assert run.stderr.count("\n") == len(report["skipped"]), run.stderr
+        assert not CONTROL.search(run.stderr + run.stdout), run.stderr
 
     stored = open_current(tmp_path / "I")
     try:
         ids = {a.id for a in stored.articles()}
-        assert ids == {seed_id(seeds_dir), "notes.md", "glacier", "lighthouse"}
+        ids_expected = {"records.jsonl#glacier", "records.jsonl#lighthouse"}  # namespaced
+        assert ids == {seed_id(seeds_dir), "notes.md"} | ids_expected
         assert "cut it out" in stored.article_text(seed_id(seeds_dir))
     finally:
         stored.close()
@@ -216,14 +233,17 @@ def test_sigkilled_rebuild_leaves_the_previous_index_working(
     assert proc.returncode == -signal.SIGKILL
     assert current_version_name(index) == published
 
-    # `--batch` (here on stdin) answers one JSON object per line, from the old version.
+    # `--batch` (here on stdin) answers one JSON object per line, from the old version; a
+    # line that is not UTF-8 costs only itself.
     queries = [OBAMA_QUESTION, "the Kremlin aide", "the of and"]
+    bad = "caf\udce9 not UTF-8"  # the byte 0xE9 on stdin
     batch = run_cli(
         "search", "--index", "I", "--batch", "-", "-k", "2", "--mode", "hybrid",
-        cwd=tmp_path, stdin="\n".join(queries) + "\n\n",
+        cwd=tmp_path, stdin="\n".join([*queries[:2], bad, queries[2]]) + "\n\n",
     )  # fmt: skip
     assert batch.returncode == 0, batch.stderr
     answers = [json.loads(line) for line in batch.stdout.splitlines()]
+    assert answers.pop(2) == {"query": None, "line": 3, "error": "line 3 is not valid UTF-8"}
     assert [a["query"] for a in answers] == queries
     for a in answers:
         assert set(a) == {"query", "results"} and 1 <= len(a["results"]) <= 2
@@ -314,3 +334,133 @@ def test_stats_reports_the_index_type(tmp_path: Path, seed_index: Path, seeds_di
     assert json.loads(stats.stdout)["index_type"] == "hnsw"
     text = run_cli("stats", "--index", "I", cwd=tmp_path)
     assert text.returncode == 0 and "hnsw" in text.stdout
+
+
+def test_env_file_that_is_not_utf8_is_one_line(tmp_path: Path):
+    (tmp_path / ".env").write_bytes(b"SEARCH_K=3\nLLM_MODEL=caf\xe9\n")
+    for args in (["stats", "--index", "I"], ["search", "--index", "I", "x"]):
+        line = assert_one_line_error(run_cli(*args, cwd=tmp_path), 2)
+        assert ".env is not valid UTF-8 (line 2)" in line
+
+
+def test_index_dir_that_is_a_file_is_named(tmp_path: Path, seeds_dir: Path):
+    (tmp_path / "afile").write_text("not a folder")
+    env = {"INDEX_DIR": "afile", "ARTICLES_DIR": str(seeds_dir)}
+    for args in (["stats"], ["search", "x"], ["rebuild"]):
+        line = assert_one_line_error(run_cli(*args, cwd=tmp_path, env=env), 2)
+        assert "INDEX_DIR" in line and "afile is a file" in line
+    # on the command line it is a usage error, with the same exit code
+    assert_one_line_error(run_cli("stats", "--index", "afile", cwd=tmp_path), 2)
+
+
+# ------------------------------------------------------------------ folders that refuse writes
+
+
+def _mount_tmpfs(where: Path, size: str) -> None:
+    where.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace')}")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 200 KB tmpfs (root only): room for the seed index and little else."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    where = tmp_path / "disk"
+    _mount_tmpfs(where, "200k")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_read_only_folder_and_full_disk_are_one_line_and_keep_serving(
+    tmp_path: Path, small_disk: Path, seed_index: Path, seeds_dir: Path
+):
+    index = copy_index(seed_index, small_disk / "I")
+    published = current_version_name(index)
+    source = os.path.relpath(seeds_dir, tmp_path)
+
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        ro = run_cli("rebuild", "--full", "--source", source, "--index", str(index), cwd=tmp_path)
+        line = assert_one_line_error(ro, 1)
+        assert "read-only" in line.lower(), line
+        # the terminal chat's first-run build into a read-only folder ends the same way
+        bot = subprocess.run(
+            [sys.executable, "-m", "bot"], input="anything?\n",
+            cwd=tmp_path, capture_output=True, text=True, timeout=240,
+            env={**os.environ, "PYTHONPATH": str(REPO), "INDEX_DIR": str(small_disk / "new"),
+                 "ARTICLES_DIR": str(seeds_dir)},
+        )  # fmt: skip
+        assert bot.returncode == 1 and "Traceback" not in bot.stderr, bot.stderr
+        last = bot.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ") and "read-only" in last.lower(), bot.stderr
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+
+    # fill the disk, leaving too little room for a new version
+    filler = small_disk / "filler"
+    with open(filler, "wb") as f, contextlib.suppress(OSError):
+        f.write(b"\0" * (200 * 1024))
+    free = shutil.disk_usage(small_disk).free
+    with open(filler, "r+b") as f:
+        f.truncate(max(0, filler.stat().st_size - 8 * 1024))  # a little room: a lock, a start
+    full = run_cli("rebuild", "--full", "--source", source, "--index", str(index), cwd=tmp_path)
+    line = assert_one_line_error(full, 1)
+    assert "space" in line, (line, free)
+    assert current_version_name(index) == published
+    leftovers = [p.name for p in (index / "versions").iterdir() if p.name.startswith(TMP_PREFIX)]
+    assert not leftovers
+
+    stored = open_current(index)  # the previous version still opens, verified, and serves
+    try:
+        assert "cut it out" in stored.article_text(seed_id(seeds_dir))
+    finally:
+        stored.close()
+
+
+# ------------------------------------------------------------------ the shared error plumbing
+
+
+def _failing_group(exc: BaseException) -> click.Group:
+    from index.cli_common import OneLineErrors
+
+    @click.group(cls=OneLineErrors)
+    def group() -> None:
+        pass
+
+    @group.command()
+    def boom() -> None:
+        raise exc
+
+    return group
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "I/versions/x"), "free some space"),
+        (OSError(errno.EROFS, "Read-only file system", "I"), "writable folder"),
+        (PermissionError(errno.EACCES, "Permission denied", "I/CURRENT"), "this user may"),
+        (EOFError("No data left in file"), "ended early"),
+        (ValueError("a bug\nover two lines\x1b[2J"), "unexpected ValueError: a bug; over two"),
+        (RuntimeError("http://admin:hunter2@host/v1 failed"), "http://***@host/v1 failed"),
+    ],
+)  # fmt: skip
+def test_every_failure_is_one_line_with_a_hint(exc: BaseException, expected: str) -> None:
+    result = CliRunner().invoke(_failing_group(exc), ["boom"])
+    assert result.exit_code == 1, result.output
+    assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: ") and expected in result.stderr, result.stderr
+    assert "hunter2" not in result.stderr and not CONTROL.search(result.stderr.rstrip("\n"))
+
+
+def test_ctrl_c_is_interrupted_not_a_traceback() -> None:
+    result = CliRunner().invoke(_failing_group(KeyboardInterrupt()), ["boom"])
+    assert (result.exit_code, result.stderr) == (130, "error: interrupted\n")

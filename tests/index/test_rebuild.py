@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from index import store
-from index.errors import IndexMismatch, RebuildBusy
+from index.errors import IndexFolderError, IndexMismatch, RebuildBusy
 from index.live import LiveIndex
 from index.rebuild import ann_config, rebuild
 from index.search import Searcher
@@ -234,22 +234,23 @@ def test_concurrent_rebuild_is_refused_with_a_clear_message(built):
     assert rebuild(settings, counter.get).unchanged == 3  # the lock is free again
 
 
-def test_failed_publish_keeps_the_old_version_and_is_cleaned_up(built, monkeypatch):
+def test_failed_publish_keeps_the_old_version_and_leaves_nothing(built, monkeypatch):
     settings, counter = built
     before = current_version_name(settings.index_dir)
 
-    def disk_full(index, path):
-        (Path(path).parent / "dense.faiss").write_bytes(b"half a file")
+    def disk_full(index, writer):
+        del index, writer
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(store.faiss, "write_index", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(IndexFolderError, match=r"No space left on device.*still served"):
         rebuild(settings, counter.get, full=True)
     monkeypatch.undo()
 
     vdir = versions_dir(settings.index_dir)
     assert current_version_name(settings.index_dir) == before
-    assert [p for p in vdir.iterdir() if p.name.startswith(TMP_PREFIX)], "a half-written version"
+    assert [p.name for p in vdir.iterdir()] == [before], "the half-written version is gone"
+    assert not (settings.index_dir / "CURRENT.tmp").exists()
     stored = open_current(settings.index_dir)
     try:
         assert Searcher(stored, counter.inner).search("sourdough starter")[0].article_id == (
@@ -258,9 +259,17 @@ def test_failed_publish_keeps_the_old_version_and_is_cleaned_up(built, monkeypat
     finally:
         stored.close()
 
+
+def test_a_killed_rebuilds_debris_is_swept_by_the_next(built):
+    settings, counter = built
+    vdir = versions_dir(settings.index_dir)
+    (vdir / f"{TMP_PREFIX}20990101T000000000000Z-abcdef" / "bm25").mkdir(parents=True)
+    (vdir / f"{TMP_PREFIX}old-20000101T000000000000Z-abcdef").mkdir()
+    (settings.index_dir / "CURRENT.tmp").write_text("half")
     report = rebuild(settings, counter.get)  # nothing changed, but the debris goes
-    assert report.unchanged == 3
+    assert report.unchanged == 3 and not report.published
     assert not [p for p in vdir.iterdir() if p.name.startswith(TMP_PREFIX)]
+    assert not (settings.index_dir / "CURRENT.tmp").exists()
 
 
 def test_old_versions_are_collected(built):

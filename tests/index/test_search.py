@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from index.errors import IndexMismatch
+from index.errors import IndexDamaged, IndexMismatch
 from index.rebuild import rebuild
 from index.search import MODES, Searcher, fuse
 from index.settings import IndexSettings
-from index.store import open_current
+from index.store import current_version_dir, open_current
 
 OBAMA_QUESTION = "what did Obama say to Putin?"
 
@@ -194,3 +195,21 @@ def test_fuse_blends_cosine_with_bm25_scaled_by_the_best():
     assert fuse("hybrid", dense, None, 0.5).tolist() == pytest.approx(dense.tolist())
     zero = np.zeros(3, dtype=np.float32)
     assert fuse("hybrid", dense, zero, 0.5).tolist() == pytest.approx((dense * 0.5).tolist())
+
+
+def test_metadata_damaged_while_serving_is_a_typed_error(
+    small_index: Path, tmp_path: Path, embedder
+):
+    root = tmp_path / "index"
+    shutil.copytree(small_index, root)
+    stored = open_current(root)
+    try:
+        searcher = Searcher(stored, embedder)
+        assert searcher.search("part QX-7731", k=1)[0].article_id == "parts.txt"
+        db = current_version_dir(root) / "meta.sqlite"
+        with open(db, "r+b") as fh:  # in place: the open connection sees it
+            fh.write(b"\xff" * 4096)
+        with pytest.raises(IndexDamaged, match=r"meta\.sqlite cannot be read"):
+            searcher.search("part QX-7731", k=1)
+    finally:
+        stored.close()
