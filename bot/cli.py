@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, TextIO
 
@@ -103,6 +105,8 @@ def run_cmd() -> None:
         ensure_index(service)
         from .transports.terminal import chat
 
+        if isinstance(sys.stdin, io.TextIOWrapper):  # a piped byte that is not UTF-8 costs
+            sys.stdin.reconfigure(errors="replace")  # one character, not the whole chat
         chat(service)
         return
     if not logging.getLogger().isEnabledFor(logging.INFO):
@@ -115,7 +119,7 @@ def run_cmd() -> None:
 
 
 @contextlib.contextmanager
-def discord_errors(settings: Settings) -> Any:
+def discord_errors(settings: Settings) -> Iterator[None]:
     """Turn Discord's refusals and an unreachable API into one line with what to check."""
     import aiohttp
     import discord

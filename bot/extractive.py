@@ -55,7 +55,8 @@ _YEAR = re.compile(r"\b(1\d{3}|20\d{2})s?\b")
 _NUMBER = re.compile(r"\d")
 _MONTH = re.compile(
     r"\b(January|February|March|April|May|June|July|August|September|October|November|"
-    r"December|century|centuries|decade|BC|AD|BCE|CE)\b"
+    r"December|century|centuries|decade|BC|AD|BCE|CE|Monday|Tuesday|Wednesday|Thursday|"
+    r"Friday|Saturday|Sunday)\b"
 )
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z\-]+")
 

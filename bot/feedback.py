@@ -138,7 +138,7 @@ class FeedbackStore:
         """Write one JSON object per vote to `out`; return how many were written."""
         count = 0
         for item in self.rows():
-            out.write(json.dumps(item, ensure_ascii=False) + "\n")
+            out.write(json.dumps(item, ensure_ascii=True) + "\n")
             count += 1
         return count
 

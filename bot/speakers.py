@@ -54,12 +54,19 @@ _TRAILING = re.compile(
 )
 # `," said Mr Obama.` / `," said Yuri Ushakov, a Kremlin aide.`
 _TRAILING_INVERTED = re.compile(
-    rf"[,{_QUOTES}]\s*(?:{_VERBS})\s+(?P<spk>[^,;:{_QUOTES}]{{1,80}}?)"
+    rf"[,{_QUOTES}]\s*(?:said|says|added|adds|asked|asks|wrote|writes|warned|warns|explained|"
+    rf"replied|insisted|continued|recalled)\s+(?P<spk>[^,;:{_QUOTES}]{{1,80}}?)"
     rf"(?:,[^{_QUOTES}]{{0,100}})?[.!]?\s*$"
+)
+# `," the alliance's organiser, Ben Adler, told the Harbour Times.`: read after the last
+# closing quote, where an appositive's commas belong to the speaker.
+_AFTER_QUOTE = re.compile(
+    rf"^[\s,]*(?P<spk>[^;:{_QUOTES}]{{1,100}}?),?\s+{_AUX}(?P<verb>{_VERBS})\b"
+    rf"[^;:{_QUOTES}]{{0,80}}[.!]?\s*$"
 )
 # `Mr Obama told reporters ...` / `Speaking on Monday, Obama said ...` / `He also claimed ...`
 _LEADING = re.compile(
-    rf"^(?:[^,;:{_QUOTES}]{{0,60}},\s+)?(?P<spk>[^,;:{_QUOTES}]{{1,80}}?)\s+{_AUX}(?:{_VERBS})\b"
+    rf"^(?:[^,;:{_QUOTES}]{{0,60}},\s+)?(?P<spk>[^,;:{_QUOTES}]{{1,80}}?),?\s+{_AUX}(?:{_VERBS})\b"
 )
 _ACCORDING = re.compile(rf"\baccording to (?P<spk>[^,;:{_QUOTES}.]{{1,80}})", re.I)
 _PRONOUN = re.compile(r"^(?:he|she|they|it|we|i)$", re.I)
@@ -256,8 +263,14 @@ def _attributions(sentence: str) -> tuple[list[str], bool]:
     s = sentence.strip()
     found: list[str] = []
     relay = False
-    for pattern in (_TRAILING_INVERTED, _TRAILING):
-        m = pattern.search(s)
+    closing = max(s.rfind('"'), s.rfind(_CLOSE))
+    after = s[closing + 1 :] if closing > 0 else ""
+    for pattern in (_AFTER_QUOTE, _TRAILING_INVERTED, _TRAILING):
+        m = pattern.search(s) if pattern is not _AFTER_QUOTE else pattern.match(after)
+        if m and pattern is _AFTER_QUOTE and _speaker_like(m.group("spk")):
+            found.append(m.group("spk").strip())
+            relay = m.group("verb").startswith("report") or bool(_MEDIA.search(found[-1]))
+            break
         # A trailing clause attributes what comes before it, not the sentence's own subject.
         if m and m.start() > 0 and _speaker_like(m.group("spk")):
             spk = m.group("spk").strip()
@@ -292,11 +305,11 @@ def _speaker_like(phrase: str) -> bool:
         return True
     named = False
     for w in words:
-        bare = w.strip("'’").removesuffix("'s").removesuffix("’s")
+        bare = w.strip("'’,").removesuffix("'s").removesuffix("’s")
         if _NAME_WORD.match(bare) or bare.isdigit():
             named = named or bool(_NAME_WORD.match(bare))
-        elif bare.lower() not in _ROLE_WORDS:
-            return False
+        elif bare.lower() not in _ROLE_WORDS and not w.rstrip(",").endswith(("'s", "’s")):
+            return False  # a possessive ("the alliance's organiser") may be any noun
     return named or words[-1].lower().strip("'’") in _ROLE_WORDS - _DETERMINERS
 
 
@@ -314,7 +327,8 @@ _ROLE_WORDS = _DETERMINERS | _words(
     "member report study survey union unions group organisers organizers campaigners "
     "doctors doctor scientists researchers teacher teachers parents authorities "
     "department office palace house service regulator regulators bank officials' "
-    "senior former deputy foreign local state federal top campaign camp team party "
+    "senior former deputy foreign local state federal top organiser organizer campaign camp "
+    "team party "
     "opposition coalition family relatives friends allies critics supporters rivals "
     "colleagues staff workers employees players fans customers users neighbours residents "
     "organisation organization charity hospital school university police"

@@ -112,9 +112,9 @@ _FILE_KINDS = (
     (stat.S_ISCHR, "character device"),
     (stat.S_ISBLK, "block device"),
 )
-# C0 controls except \t and \n (\r is turned into \n first), DEL, and stray byte-order marks:
-# invisible, and they would only confuse the tokenizer and the people reading citations.
-_CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f\ufeff]")
+# C0 and C1 controls except \t and \n (\r is turned into \n first), DEL, and stray byte-order
+# marks: invisible, and they would only confuse the tokenizer and the people reading citations.
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff]")
 # Matched only from the start of a run, possessively: a plain `[...]+$` retries from every
 # space of a run that is not at a line end, quadratic in its length (minutes for a MB of it).
 _TRAILING_SPACE = re.compile(

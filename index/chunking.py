@@ -28,6 +28,10 @@ from .sentences import Sentence, sentences
 TITLE_TOKEN_CAP = 48  # a long title must not crowd out the passage it labels
 SPECIAL_TOKENS = 2  # [CLS] and [SEP]
 _BACKOFF = 16  # word pieces searched back for a word start when a sentence must be cut
+# Characters per word piece beyond which a unit is cut by length: a "word" of hundreds of
+# letters is one [UNK] piece to the tokenizer, and without this a megabyte with no space
+# would become one chunk, embedded as nothing and quoted whole.
+MAX_CHARS_PER_TOKEN = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +91,35 @@ def _units(
             cut_end = s + offsets[j - 1][1]
             units.append((cut_start, cut_end, j - i))
             i = j
-    return units
+    return _cap_chars(text, units, budget * MAX_CHARS_PER_TOKEN)
+
+
+def _cap_chars(
+    text: str, units: list[tuple[int, int, int]], max_chars: int
+) -> list[tuple[int, int, int]]:
+    """Cut units longer than `max_chars` characters, at a space where one is near."""
+    if all(e - s <= max_chars for s, e, _ in units):
+        return units
+    out: list[tuple[int, int, int]] = []
+    for s, e, n in units:
+        length = e - s
+        while e - s > max_chars:
+            cut = s + max_chars
+            space = text.rfind(" ", s + max_chars * 3 // 4, cut)
+            cut = space if space > s else cut
+            out.append((s, cut, _weight(n * (cut - s) // length, cut - s)))
+            s = cut
+            while s < e and text[s].isspace():
+                s += 1
+        if e > s:
+            out.append((s, e, _weight(n * (e - s) // length, e - s)))
+    return out
+
+
+def _weight(pieces: int, chars: int) -> int:
+    """Word pieces a unit counts for when packing: never fewer than its length allows, so a
+    window of [UNK]-only pieces is still bounded in characters."""
+    return max(1, pieces, -(-chars // MAX_CHARS_PER_TOKEN))
 
 
 def chunk_article(article: Article, tokenizer: Tokenizer, config: ChunkerConfig) -> list[Chunk]:

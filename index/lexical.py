@@ -9,6 +9,7 @@ candidate an exact lexical score instead of guessing for those outside BM25's ow
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,15 +23,24 @@ QUESTION_WORDS = [
     "did", "does", "do", "done", "say", "said", "tell", "told", "many", "much",
 ]  # fmt: skip
 
-_STEMMER = Stemmer.Stemmer("english")
+# PyStemmer objects must not be called from two threads at once, and answers run in worker
+# threads: one stemmer per thread.
+_local = threading.local()
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each build at DEBUG
+
+
+def _stemmer() -> Stemmer.Stemmer:
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
+    return stemmer
 
 
 def _tokenize(texts: Sequence[str], stopwords: list[str] | str) -> list[list[str]]:
     return bm25s.tokenize(
         list(texts),
         stopwords=stopwords,
-        stemmer=_STEMMER,
+        stemmer=_stemmer(),
         return_ids=False,
         show_progress=False,
     )
@@ -63,7 +73,7 @@ class LexicalIndex:
     def build(cls, documents: Sequence[str]) -> LexicalIndex:
         retriever = bm25s.BM25()
         tokens = bm25s.tokenize(
-            list(documents), stopwords="en", stemmer=_STEMMER, show_progress=False
+            list(documents), stopwords="en", stemmer=_stemmer(), show_progress=False
         )
         retriever.index(tokens, show_progress=False)
         return cls(retriever, len(documents))

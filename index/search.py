@@ -55,6 +55,8 @@ FOCUS_WEIGHT = 0.15  # against a hybrid score in [0, 1]
 SHINGLE = 4  # words per shingle when comparing passages of different articles
 DUPLICATE_SHARE = 0.6  # share of the shorter passage's shingles found in the other
 ARTICLE_CACHE = 256
+MERGE_ADJACENT = False
+MAX_MERGED_WORDS = 100000
 
 # The tokenisation of bm25s (lower case, words of two or more characters) and the stemmer
 # of `index.lexical`, so a passage's terms are the ones BM25 matched the question against.
@@ -237,10 +239,11 @@ class Searcher:
         for c in cands:
             m = c.meta
             taken = spans.setdefault(m["article_id"], [])
-            if any(m["start"] < e and s < m["end"] for s, e in taken):
-                continue  # an overlapping window of a passage already returned
+            span = _free_span(c, taken)
+            if span is None:
+                continue  # nothing that a passage already returned does not hold
+            start, end = span
             text = self._article_text(m["article_id"]) or ""
-            start, end = _span_clear_of(c, taken)
             passage = text[start:end]
             sh = _shingles(passage)
             dup = next(
@@ -255,6 +258,26 @@ class Searcher:
                 if m["article_id"] not in kept[dup].also_in:
                     kept[dup] = replace(kept[dup], also_in=(*kept[dup].also_in, m["article_id"]))
                 continue
+            if MERGE_ADJACENT:
+                j = next(
+                    (
+                        j
+                        for j, h in enumerate(kept)
+                        if h.article_id == m["article_id"]
+                        and (not text[h.end : start].strip() or not text[end : h.start].strip())
+                        and len(text[min(start, h.start) : max(end, h.end)].split())
+                        <= MAX_MERGED_WORDS
+                    ),
+                    None,
+                )
+                if j is not None:
+                    h = kept[j]
+                    taken.remove((h.start, h.end))
+                    s2, e2 = min(start, h.start), max(end, h.end)
+                    taken.append((s2, e2))
+                    kept[j] = replace(h, start=s2, end=e2, text=text[s2:e2])
+                    shingles[j] = _shingles(text[s2:e2])
+                    continue
             taken.append((start, end))
             shingles.append(sh)
             kept.append(_hit(len(kept) + 1, c.score, m, (start, end, passage), c.dense, c.lexical))
@@ -328,21 +351,29 @@ def _widened(c: _Candidate, by: int) -> tuple[int, int]:
     return max(a - by, 0), min(b + by, len(c.units) - 1)
 
 
-def _span_clear_of(c: _Candidate, taken: list[tuple[int, int]]) -> tuple[int, int]:
-    """The chunk widened by WIDEN_SENTENCES, each side stopping short of returned passages."""
-    a, b = c.core
-    start, end = c.meta["start"], c.meta["end"]
-    for i in range(a - 1, max(a - WIDEN_SENTENCES, 0) - 1, -1):
-        s, _ = c.units[i]
-        if any(s < te and ts < start for ts, te in taken):
-            break
-        start = min(start, s)
-    for i in range(b + 1, min(b + WIDEN_SENTENCES, len(c.units) - 1) + 1):
-        _, e = c.units[i]
-        if any(end < te and ts < e for ts, te in taken):
-            break
-        end = max(end, e)
-    return start, end
+def _free_span(c: _Candidate, taken: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The chunk widened by WIDEN_SENTENCES, less the sentences already returned.
+
+    The longest run of the widened sentences that overlap no returned passage and include
+    one of the chunk's own; None when every sentence of the chunk was returned already. A
+    chunk overlapping a better one thus still contributes the sentences only it holds.
+    """
+    a, b = _widened(c, WIDEN_SENTENCES)
+    best: tuple[int, int] | None = None
+    run_start: int | None = None
+    for i in range(a, b + 2):
+        free = i <= b and not any(c.units[i][0] < te and ts < c.units[i][1] for ts, te in taken)
+        if free and run_start is None:
+            run_start = i
+        elif not free and run_start is not None:
+            last = i - 1
+            own = run_start <= c.core[1] and last >= c.core[0]
+            if own and (best is None or last - run_start > best[1] - best[0]):
+                best = (run_start, last)
+            run_start = None
+    if best is None:
+        return None
+    return c.units[best[0]][0], c.units[best[1]][1]
 
 
 def _terms(text: str) -> set[str]:

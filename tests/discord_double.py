@@ -20,7 +20,7 @@ Faults a test can inject, each as Discord produces it:
   (the connection closes before an answer), `close_dms` (403, code 50007: the user does not
   accept DMs from the bot);
 - gateway: `close_gateway` (a close code; 4000 is resumable), `invalidate_session`
-  (INVALID_SESSION, op 9), `refuse_resume` (the next RESUME gets op 9), `zombie` (the
+  (INVALID_SESSION, op 9; a later RESUME of that session gets op 9 too), `zombie` (the
   connection stays open but nothing comes back, not even heartbeat ACKs), and a short
   `heartbeat_ms`. Events dispatched while the client is away are kept in the session's log
   and replayed on RESUME after the client's last sequence number, as Discord does.
@@ -137,7 +137,6 @@ class DiscordDouble:
         self._session_id: str | None = None
         self._sessions = itertools.count(1)
         self._log: list[tuple[int, str, JSON]] = []  # (seq, event, data) of the session
-        self._refuse_resume = False
         self._faults: list[_Fault] = []
         self.closed_dms: dict[int, bool] = {}  # DM channel id -> typing refused too
         self.heartbeat_ms = HEARTBEAT_MS
@@ -182,7 +181,6 @@ class DiscordDouble:
         self._interactions_by_id.clear()
         self._faults.clear()
         self.closed_dms.clear()
-        self._refuse_resume = False
         self.heartbeat_ms = HEARTBEAT_MS
         self.heartbeats = 0
 
@@ -307,8 +305,7 @@ class DiscordDouble:
 
     async def _resume(self, ws: web.WebSocketResponse, data: JSON) -> None:
         self.resumes.append(data)
-        if self._refuse_resume or data.get("session_id") != self._session_id:
-            self._refuse_resume = False
+        if data.get("session_id") != self._session_id:  # expired or invalidated
             await ws.send_json({"op": 9, "d": False})
             return
         last = data.get("seq") or 0
@@ -361,10 +358,6 @@ class DiscordDouble:
             self._session_id = None
             self._log.clear()
         await ws.send_json({"op": 9, "d": resumable})
-
-    def refuse_resume(self) -> None:
-        """Answer the next RESUME with INVALID_SESSION (the session expired meanwhile)."""
-        self._refuse_resume = True
 
     def zombie(self) -> None:
         """From now on the current connection gets nothing: no heartbeat ACK, no event."""

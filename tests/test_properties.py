@@ -50,7 +50,7 @@ FAST = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     database=None,
 )
-THOROUGH = settings(FAST, max_examples=300)
+THOROUGH = settings(FAST, max_examples=200)
 
 ARTICLES = {
     "bridge.txt": "Bridge repairs finished early\n"
@@ -146,6 +146,7 @@ def test_answer_raises_only_user_facing_errors_and_quotes_verbatim(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # hundreds of examples, each embedding a question
 @THOROUGH
 @given(question=questions)
 def test_answer_properties_thoroughly(

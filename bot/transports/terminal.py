@@ -85,8 +85,9 @@ def chat(service: QAService, stdin: TextIO = sys.stdin, stdout: TextIO = sys.std
         except SAFE_ERRORS as exc:
             stdout.write(printable(str(exc)) + "\n\n")
             continue
-        except Exception:
-            log.exception("failed to answer %r", question)
+        except Exception as exc:  # a bug: one log line, the traceback only at debug level
+            log.error("failed to answer a question: %s: %s", type(exc).__name__, exc)
+            log.debug("traceback", exc_info=True)
             stdout.write("Sorry, something went wrong answering that; see the log.\n\n")
             continue
         text = answer_text(answer)  # printable already

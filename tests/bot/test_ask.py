@@ -31,6 +31,7 @@ def run_bot(*args: str, env: dict[str, str] | None = None, stdin: str | None = N
         text=True,
         env={**os.environ, **(env or {})},
         input=stdin,
+        errors="surrogateescape",  # stdin may carry bytes that are not UTF-8
         timeout=180,
     )
 
@@ -128,13 +129,15 @@ def test_terminal_demo_builds_index_and_answers_with_citation(tmp_path: Path) ->
     """The README's main command: no token, the shipped sample articles, a cited answer."""
     proc = run_bot(
         env={"ARTICLES_DIR": str(REPO / "articles"), "INDEX_DIR": str(tmp_path / "demo")},
-        stdin="How much did the bridge repairs cost?\nWhat is the capital of Peru?\n",
+        stdin="How much did the bridge repairs cost?\nWhat is the capital of Peru?\n"
+        "Who can pick the fruit from the orchard\udcff?\n",  # a byte that is not UTF-8
     )
     assert proc.returncode == 0, proc.stderr
     assert "No DISCORD_TOKEN" in proc.stderr
     assert "2.4 million euros" in proc.stdout and "[1]" in proc.stdout
     assert "Sources:" in proc.stdout
     assert NOT_FOUND_TEXT in proc.stdout
+    assert "free to pick" in proc.stdout  # the bad byte cost one character, not the chat
     # The README opens with this very exchange: it must be what a fresh clone prints.
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     example = readme.split("```\n", 2)[1]  # the first fenced block

@@ -162,3 +162,22 @@ def test_short_article_is_one_chunk_with_its_whole_text(embedder):
     [chunk] = chunk_article(article, embedder.tokenizer, ChunkerConfig(200, 40, 256))
     assert (chunk.start, chunk.end, chunk.text) == (0, len(article.text), article.text)
     assert chunk.id == "a.txt#0"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 200_000,  # one "word": a single [UNK] piece to the tokenizer
+        ("a few words " + "y" * 5_000 + " ") * 10,
+    ],
+    ids=["no-space", "giant-words"],
+)
+def test_words_the_tokenizer_cannot_split_still_give_bounded_chunks(embedder, text):
+    from index.chunking import MAX_CHARS_PER_TOKEN
+
+    article = _article(text)
+    config = ChunkerConfig(200, 40, 256)
+    chunks = chunk_article(article, embedder.tokenizer, config)
+    assert max(len(c.text) for c in chunks) <= config.max_tokens * MAX_CHARS_PER_TOKEN
+    assert all(article.text[c.start : c.end] == c.text for c in chunks)
+    assert chunks[0].start == 0 and chunks[-1].end == len(article.text.rstrip())

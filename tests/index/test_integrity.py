@@ -559,3 +559,19 @@ def test_a_damaged_index_with_nothing_to_fall_back_on_raises(copy: IndexSettings
     _corrupt(file_path(copy, "meta.sqlite"))
     with pytest.raises(IndexDamaged, match=r"meta\.sqlite"):
         LiveIndex(copy.index_dir, lambda: memo).get()
+
+
+def test_verify_command_reads_every_checksum(copy: IndexSettings, monkeypatch):
+    """`index verify` is the cron-able full check for indexes too large to hash on open."""
+    from index import store
+
+    monkeypatch.setattr(store, "FULL_CHECK_BYTES", 0)
+    env = {"INDEX_DIR": str(copy.index_dir)}
+    ok = run_cli("index", "verify", "--json", env=env)
+    assert ok.exit_code == 0, ok.output
+    data = json.loads(ok.stdout)
+    assert data["ok"] is True and data["files"] >= 5 and data["bytes"] > 0
+    _flip(file_path(copy, "vectors.npy"))  # same size: an ordinary open does not see it
+    bad = run_cli("index", "verify", env=env)
+    assert_one_line_error(bad.stderr, bad.exit_code, "index damaged: ")
+    assert "vectors.npy" in bad.stderr and "rebuild --full" in bad.stderr
