@@ -80,7 +80,8 @@ def main() -> None:
         for q, hits in zip(answerable, batches, strict=True):
             for k in hit_at:
                 if any(
-                    h.article_id == q.article_id and contains_answer(h.text, q.answers)
+                    h.article_id.rpartition("#")[2] == q.article_id  # ids are "<file>#<id>"
+                    and contains_answer(h.text, q.answers)
                     for h in hits[:k]
                 ):
                     hit_at[k] += 1

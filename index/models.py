@@ -10,8 +10,9 @@ from typing import Any
 class Article:
     """One article as loaded from disk.
 
-    `id` is stable across rebuilds (path relative to the articles folder, or a record's own
-    id), so incremental rebuilds can tell a changed article from a new one.
+    `id` is stable across rebuilds (path relative to the articles folder; a record's or front
+    matter's own id namespaced by that path, `path#id`, so no file can claim another's), so
+    incremental rebuilds can tell a changed article from a new one.
     """
 
     id: str

@@ -15,12 +15,12 @@ sentences leave the chunker's overlap empty), so:
 - each returned passage is its chunk widened by a sentence on either side, within the
   article's indexed text (never into boilerplate, never over a passage already returned),
   still one verbatim slice `article.text[start:end]`;
-- hybrid ranking adds a focus term, the idf-weighted share of the question's terms found
-  in the passage's best two-sentence window, so the passage holding the whole evidence
-  outranks one holding half of it and a long passage that mentions everything once;
-- near-duplicate passages of different articles (one wire story syndicated under several
-  headlines, with other boilerplate) are collapsed into the first, which lists the
-  others in `Hit.also_in`, so k results are not k copies of one story.
+- a lower-ranked chunk that overlaps or adjoins a returned passage adds the sentences only
+  it holds to that passage (up to MAX_PASSAGE_WORDS) instead of being dropped, so when
+  both halves of the evidence rank high they come back whole, as one passage;
+- a passage whose text another returned article already holds (one wire story syndicated
+  under several headlines, with other boilerplate) is collapsed into that article's hit,
+  which lists the copies in `Hit.also_in`, so k results are not k copies of one story.
 
 `passages="chunks"` returns bare chunks, ranked as before shaping existed (the benchmark's
 reference).
@@ -31,11 +31,10 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
-import Stemmer
 
 from .embedder import Embedder
 from .lexical import query_terms
@@ -48,31 +47,15 @@ MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
 Passages = Literal["shaped", "chunks"]
 PASSAGES: tuple[Passages, ...] = ("shaped", "chunks")
 MIN_CANDIDATES = 50
-RERANK_DEPTH = 20  # candidates (at least) whose passages are shaped and re-scored
 WIDEN_SENTENCES = 1  # sentences added on either side of a chunk
-FOCUS_WINDOW = 2  # evidence in news is one sentence or two consecutive ones
-FOCUS_WEIGHT = 0.15  # against a hybrid score in [0, 1]
+MAX_PASSAGE_WORDS = 300  # neighbouring chunks are merged into one passage up to this size
 SHINGLE = 4  # words per shingle when comparing passages of different articles
-DUPLICATE_SHARE = 0.6  # share of the shorter passage's shingles found in the other
+DUPLICATE_SHARE = 0.6  # share of a passage's shingles found in another returned article
 ARTICLE_CACHE = 256
-MERGE_ADJACENT = False
-MAX_MERGED_WORDS = 100000
-
-# The tokenisation of bm25s (lower case, words of two or more characters) and the stemmer
-# of `index.lexical`, so a passage's terms are the ones BM25 matched the question against.
-_WORD = re.compile(r"(?u)\b\w\w+\b")
-_STEMMER = Stemmer.Stemmer("english")
+UNIT_CACHE = 20_000
 
 
-@dataclass(slots=True)
-class _Candidate:
-    row: int
-    meta: dict[str, Any]
-    score: float
-    dense: float | None
-    lexical: float | None
-    units: list[tuple[int, int]]  # sentence spans of its connected text, article offsets
-    core: tuple[int, int]  # first and last unit of the chunk itself
+_WORD = re.compile(r"(?u)\b\w\w+\b")  # words as bm25s tokenises them
 
 
 class Searcher:
@@ -94,6 +77,10 @@ class Searcher:
         self.passages = passages
         # a published version never changes, so an article's text can be kept
         self._article_text = functools.lru_cache(maxsize=ARTICLE_CACHE)(stored.article_text)
+        self._article_shingles = functools.lru_cache(maxsize=ARTICLE_CACHE)(
+            lambda article_id: _shingles(self._article_text(article_id) or "")
+        )
+        self._unit_cache: dict[int, tuple[list[tuple[int, int]], tuple[int, int]]] = {}
 
     @property
     def version(self) -> str:
@@ -150,8 +137,7 @@ class Searcher:
             if self.passages == "chunks":
                 results.append(self._hits(rows[order], scores[order], dense, lexical, order, k))
             else:
-                focus = mode == "hybrid"
-                results.append(self._shaped(query, rows, scores, dense, lexical, order, k, focus))
+                results.append(self._shaped(rows, scores, dense, lexical, order, k))
         return results
 
     def _hits(
@@ -191,99 +177,85 @@ class Searcher:
 
     def _shaped(
         self,
-        query: str,
         rows: np.ndarray,
         scores: np.ndarray,
         dense: np.ndarray | None,
         lexical: np.ndarray | None,
         order: np.ndarray,
         k: int,
-        focus: bool,
     ) -> list[Hit]:
-        """The top k passages: chunks widened, re-scored on focus, duplicates collapsed."""
-        top = order[: max(4 * k, RERANK_DEPTH)]
+        """The top k passages: chunks widened, runs of chunks merged, duplicates collapsed."""
+        top = order[: max(4 * k, 20)]
         top_rows = [int(rows[i]) for i in top]
         n = self.stored.size
         near = {r + d for r in top_rows for d in (-1, 1) if 0 <= r + d < n}
         meta = self.stored.chunk_rows(sorted(set(top_rows) | near))
-        cands: list[_Candidate] = []
+        kept: list[Hit] = []
         for i, row in zip(top.tolist(), top_rows, strict=True):
             m = meta.get(row)
             text = self._article_text(m["article_id"]) if m is not None else None
             if m is None or text is None:
                 continue
-            units, core = _connected_units(row, m, meta, text)
-            cands.append(
-                _Candidate(
-                    row,
-                    m,
-                    float(scores[i]),
-                    float(dense[i]) if dense is not None else None,
-                    float(lexical[i]) if lexical is not None else None,
-                    units,
-                    core,
-                )
-            )
-        if focus and cands:
-            weights = self.term_weights(query)
-            total = sum(weights.values())
-            if total > 0:
-                for c in cands:
-                    a, b = _widened(c, WIDEN_SENTENCES)
-                    text = self._article_text(c.meta["article_id"]) or ""
-                    c.score += FOCUS_WEIGHT * _focus(text, c.units[a : b + 1], weights) / total
-                cands.sort(key=lambda c: -c.score)  # stable: ties keep the fused order
-        kept: list[Hit] = []
-        shingles: list[set[tuple[str, ...]]] = []
-        spans: dict[str, list[tuple[int, int]]] = {}
-        for c in cands:
-            m = c.meta
-            taken = spans.setdefault(m["article_id"], [])
-            span = _free_span(c, taken)
+            units, core = self._units(row, m, meta, text)
+            mine = [h for h in kept if h.article_id == m["article_id"]]
+            span = _free_span(units, core, [(h.start, h.end) for h in mine])
             if span is None:
-                continue  # nothing that a passage already returned does not hold
+                continue  # every sentence of it is in a passage already returned
             start, end = span
-            text = self._article_text(m["article_id"]) or ""
-            passage = text[start:end]
-            sh = _shingles(passage)
-            dup = next(
-                (
-                    j
-                    for j, other in enumerate(shingles)
-                    if kept[j].article_id != m["article_id"] and _near_duplicate(sh, other)
-                ),
-                None,
-            )
-            if dup is not None:
+            dup = self._copy_of(text[start:end], m["article_id"], kept)
+            if dup is not None:  # the same story under another headline
                 if m["article_id"] not in kept[dup].also_in:
                     kept[dup] = replace(kept[dup], also_in=(*kept[dup].also_in, m["article_id"]))
                 continue
-            if MERGE_ADJACENT:
-                j = next(
-                    (
-                        j
-                        for j, h in enumerate(kept)
-                        if h.article_id == m["article_id"]
-                        and (not text[h.end : start].strip() or not text[end : h.start].strip())
-                        and len(text[min(start, h.start) : max(end, h.end)].split())
-                        <= MAX_MERGED_WORDS
-                    ),
-                    None,
+            j = next((kept.index(h) for h in mine if _joins(h, start, end, text)), None)
+            if j is not None:  # the rest of a passage already returned: one longer passage
+                h = kept[j]
+                s, e = min(start, h.start), max(end, h.end)
+                kept[j] = replace(h, start=s, end=e, text=text[s:e])
+                continue
+            kept.append(
+                _hit(
+                    len(kept) + 1,
+                    float(scores[i]),
+                    m,
+                    (start, end, text[start:end]),
+                    float(dense[i]) if dense is not None else None,
+                    float(lexical[i]) if lexical is not None else None,
                 )
-                if j is not None:
-                    h = kept[j]
-                    taken.remove((h.start, h.end))
-                    s2, e2 = min(start, h.start), max(end, h.end)
-                    taken.append((s2, e2))
-                    kept[j] = replace(h, start=s2, end=e2, text=text[s2:e2])
-                    shingles[j] = _shingles(text[s2:e2])
-                    continue
-            taken.append((start, end))
-            shingles.append(sh)
-            kept.append(_hit(len(kept) + 1, c.score, m, (start, end, passage), c.dense, c.lexical))
+            )
             if len(kept) == k:
                 break
         return kept
+
+    def _copy_of(self, passage: str, article_id: str, kept: list[Hit]) -> int | None:
+        """Index of the first kept hit of another article that already holds `passage`.
+
+        Judged against the other article's whole text, not its returned passage: a
+        syndicated copy's passage may be another part of the same story.
+        """
+        mine = _shingles(passage)
+        if not mine:
+            return None
+        seen: set[str] = set()
+        for j, h in enumerate(kept):
+            if h.article_id == article_id or h.article_id in seen:
+                continue
+            seen.add(h.article_id)
+            theirs = self._article_shingles(h.article_id)
+            if len(mine & theirs) >= DUPLICATE_SHARE * len(mine):
+                return j
+        return None
+
+    def _units(
+        self, row: int, m: dict[str, Any], meta: dict[int, dict[str, Any]], text: str
+    ) -> tuple[list[tuple[int, int]], tuple[int, int]]:
+        """`_connected_units` of a chunk, kept: popular passages are asked about again."""
+        found = self._unit_cache.get(row)
+        if found is None:
+            if len(self._unit_cache) >= UNIT_CACHE:
+                self._unit_cache.clear()
+            found = self._unit_cache[row] = _connected_units(row, m, meta, text)
+        return found
 
 
 def _hit(
@@ -346,59 +318,44 @@ def _runs_on(first: dict[str, Any] | None, then: dict[str, Any] | None, text: st
     return first["end"] >= then["start"] or not text[first["end"] : then["start"]].strip()
 
 
-def _widened(c: _Candidate, by: int) -> tuple[int, int]:
-    a, b = c.core
-    return max(a - by, 0), min(b + by, len(c.units) - 1)
-
-
-def _free_span(c: _Candidate, taken: list[tuple[int, int]]) -> tuple[int, int] | None:
+def _free_span(
+    units: list[tuple[int, int]], core: tuple[int, int], taken: list[tuple[int, int]]
+) -> tuple[int, int] | None:
     """The chunk widened by WIDEN_SENTENCES, less the sentences already returned.
 
     The longest run of the widened sentences that overlap no returned passage and include
     one of the chunk's own; None when every sentence of the chunk was returned already. A
     chunk overlapping a better one thus still contributes the sentences only it holds.
     """
-    a, b = _widened(c, WIDEN_SENTENCES)
+    a, b = max(core[0] - WIDEN_SENTENCES, 0), min(core[1] + WIDEN_SENTENCES, len(units) - 1)
     best: tuple[int, int] | None = None
     run_start: int | None = None
     for i in range(a, b + 2):
-        free = i <= b and not any(c.units[i][0] < te and ts < c.units[i][1] for ts, te in taken)
+        free = i <= b and not any(units[i][0] < te and ts < units[i][1] for ts, te in taken)
         if free and run_start is None:
             run_start = i
         elif not free and run_start is not None:
             last = i - 1
-            own = run_start <= c.core[1] and last >= c.core[0]
+            own = run_start <= core[1] and last >= core[0]
             if own and (best is None or last - run_start > best[1] - best[0]):
                 best = (run_start, last)
             run_start = None
     if best is None:
         return None
-    return c.units[best[0]][0], c.units[best[1]][1]
+    return units[best[0]][0], units[best[1]][1]
 
 
-def _terms(text: str) -> set[str]:
-    return set(_STEMMER.stemWords(_WORD.findall(text.lower())))
-
-
-def _focus(text: str, units: list[tuple[int, int]], weights: dict[str, float]) -> float:
-    """The idf weight of the question's terms in the best window of FOCUS_WINDOW sentences."""
-    terms = [_terms(text[s:e]) & weights.keys() for s, e in units]
-    best = 0.0
-    for i in range(max(len(terms) - FOCUS_WINDOW + 1, 1)):
-        found = set().union(*terms[i : i + FOCUS_WINDOW]) if terms else set()
-        best = max(best, sum(weights[t] for t in found))
-    return best
+def _joins(hit: Hit, start: int, end: int, text: str) -> bool:
+    """Whether span start:end continues `hit` (nothing but space between) within the cap."""
+    touching = not text[hit.end : start].strip() or not text[end : hit.start].strip()
+    return touching and len(text[min(start, hit.start) : max(end, hit.end)].split()) <= (
+        MAX_PASSAGE_WORDS
+    )
 
 
 def _shingles(text: str) -> set[tuple[str, ...]]:
     words = _WORD.findall(text.lower())
     return {tuple(words[i : i + SHINGLE]) for i in range(max(len(words) - SHINGLE + 1, 0))}
-
-
-def _near_duplicate(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> bool:
-    """Most of the shorter passage's word sequences recur in the other: one story twice."""
-    small = min(len(a), len(b))
-    return small > 0 and len(a & b) >= DUPLICATE_SHARE * small
 
 
 def fuse(

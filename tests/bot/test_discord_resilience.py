@@ -463,6 +463,9 @@ async def test_sigterm_delivers_the_answers_in_flight_and_stops_a_stuck_rebuild(
 
             process.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
+            # the signal reaches the loop asynchronously: a question dispatched before it is
+            # handled is still in-flight work, not a late one
+            await until_logged(stderr_path, "stopping: finishing", 10)
             late = double.interaction("ask", {"question": QUESTION}, user_id=31_000)
             await double.dispatch("INTERACTION_CREATE", late)
             refused = await double.wait_for_request(is_callback(late), 10)

@@ -79,7 +79,8 @@ def _check_hits(searcher: Searcher, hits) -> None:
         assert text is not None and text[h.start : h.end] == h.text
         assert h.chunk_id.startswith(h.article_id + "#")
         assert set(h.to_json()) == {
-            "rank", "score", "chunk_id", "article_id", "title", "source", "start", "end", "text"
+            "rank", "score", "chunk_id", "article_id", "title", "source", "start", "end", "text",
+            "also_in",
         }  # fmt: skip
 
 
