@@ -17,8 +17,8 @@ Per question and system: evidence@k, a passage among the top k holds the whole e
 (spacing ignored, so a paragraph break between the two sentences does not matter); article@5,
 the question's article (or a syndicated copy of it) is among the top 5. Systems:
 
-* `bm25-200w`: plain BM25 (bm25s, same stemmer and stop words as the index) over windows
-  of 200 words with a stride of 100, title prepended, overlapping windows of one article
+* `bm25-200w`: plain BM25 (bm25s, with the index's own tokenisation) over windows of
+  200 words with a stride of 100, title prepended, overlapping windows of one article
   collapsed to the best, as a reference a search engine would start from;
 * the index's own modes (`lexical`, `dense`, `hybrid`), once on bare chunks
   (`passages="chunks"`, what search returned before passages were shaped) and once with the
@@ -47,7 +47,7 @@ import numpy as np
 
 from index.articles import load_articles
 from index.embedder import load_embedder
-from index.lexical import _query_stopwords
+from index.lexical import document_terms, query_terms
 from index.rebuild import rebuild
 from index.search import MODES, PASSAGES, Searcher
 from index.settings import IndexSettings
@@ -86,8 +86,7 @@ class WindowBM25:
                 self.windows.append((a.id, s, e, a.text[s:e]))
         docs = [f"{a_title}\n{w[3]}" for w, a_title in self._titled(articles)]
         self.retriever = bm25s.BM25()
-        tokens = bm25s.tokenize(docs, stopwords="en", stemmer=_stemmer(), show_progress=False)
-        self.retriever.index(tokens, show_progress=False)
+        self.retriever.index([document_terms(d) for d in docs], show_progress=False)
         self.vocab = self.retriever.vocab_dict
 
     def _titled(self, articles: list) -> list[tuple[tuple[str, int, int, str], str]]:
@@ -95,11 +94,7 @@ class WindowBM25:
         return [(w, titles[w[0]]) for w in self.windows]
 
     def search(self, query: str, k: int) -> list[Passage]:
-        terms = bm25s.tokenize(
-            [query], stopwords=_query_stopwords(), stemmer=_stemmer(), return_ids=False,
-            show_progress=False,
-        )[0]  # fmt: skip
-        known = [t for t in terms if t in self.vocab]
+        known = [t for t in query_terms(query) if t in self.vocab]
         if not known:
             return []
         scores = np.asarray(self.retriever.get_scores(known))
@@ -117,12 +112,6 @@ class WindowBM25:
             if len(out) == k:
                 break
         return out
-
-
-def _stemmer():  # the index's own stemmer, so the reference differs only in passage shape
-    from index.lexical import _STEMMER
-
-    return _STEMMER
 
 
 def score(
