@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, TextIO
@@ -28,11 +29,13 @@ from index.cli_common import (
     skipped_line,
 )
 from index.display import printable
+from index.embedder import preload
 from index.errors import IndexNotBuilt
 from index.redact import redact_url
 from index.store import current_version_name
 
 from .errors import SAFE_ERRORS, BadQuestion
+from .models import Answer
 from .service import QAService
 from .settings import Settings
 
@@ -100,6 +103,8 @@ def run_cmd() -> None:
     """Run the Discord bot, or the terminal chat when no DISCORD_TOKEN is set."""
     settings = bot_settings()
     service = QAService(settings)
+    if current_version_name(settings.index_dir):  # else the first-run build loads it
+        preload(service.embedder)  # the model loads while the index opens, not at a question
     if settings.discord_token is None or not settings.discord_token.get_secret_value():
         click.echo("No DISCORD_TOKEN set: starting the terminal chat instead.", err=True)
         ensure_index(service)
@@ -173,26 +178,30 @@ def sync_cmd() -> None:
 @click.option(
     "--batch",
     type=click.File("rb"),
-    help="File of questions, one a line ('-' for stdin); prints one JSON object a line. A line "
-    "that cannot be answered (not UTF-8, too long...) gets an object with an error.",
+    help="File of questions, one a line ('-' for stdin); prints one JSON object a line, in "
+    'order. A line may be a JSON object {"question": "...", "conversation": "ID"}: lines '
+    "with the same ID are one conversation, answered in file order. A line that cannot be "
+    "answered (blank, not UTF-8, too long...) gets an object with an error.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object a line).")
 def ask_cmd(
     question: str | None, index_dir: Path | None, k: int | None, batch: BinaryIO | None,
     as_json: bool,
 ) -> None:  # fmt: skip
-    """Answer QUESTION from the index, with numbered sources."""
+    """Answer QUESTION from the index, with numbered sources.
+
+    With --json each answer also lists "retrieved": the passages it was chosen from, after
+    conversation handling ({rank, score, chunk_id, article_id, title, source, start, end}),
+    and "conversation": the ID of a --batch line that gave one.
+    """
     if (question is None) == (batch is None):
         raise click.UsageError("give either a QUESTION or --batch FILE")
     settings = bot_settings(index_dir=index_dir, search_k=k)
     service = QAService(settings)
     if batch is not None:
-        for number, line in read_lines(batch):
-            if line is None:
-                error = f"line {number} is not valid UTF-8"
-                click.echo(json.dumps({"question": None, "line": number, "error": error}))
-            else:
-                _ask_one(service, line, as_json=True)
+        run = uuid.uuid4().hex[:12]
+        for number, line in read_lines(batch, keep_blank=True):
+            _ask_batch_line(service, number, line, run)
         return
     assert question is not None
     try:
@@ -204,31 +213,109 @@ def ask_cmd(
         sys.exit(1)
 
 
-def _report_bad(question: str, exc: Exception, as_json: bool) -> None:
+def _report_bad(
+    question: str, exc: Exception, as_json: bool, conversation: str | None = None
+) -> None:
     if as_json:
-        click.echo(json.dumps({"question": question, "error": str(exc)}))
+        error = {"question": question, "error": str(exc)}
+        if conversation is not None:
+            error["conversation"] = conversation
+        click.echo(json.dumps(error))
     else:
         click.echo(f"error: {one_line(str(exc))}", err=True)
 
 
-def _ask_one(service: QAService, question: str, as_json: bool) -> bool:
+def _ask_batch_line(service: QAService, number: int, line: str | None, run: str) -> None:
+    """One output line for one input line: an answer, or an object with the error."""
+    parsed = _batch_question(number, line)
+    if isinstance(parsed, str):
+        click.echo(json.dumps({"question": None, "line": number, "error": parsed}))
+        return
+    question, raw_id = parsed
+    if raw_id is None:
+        _ask_one(service, question, as_json=True)
+        return
+    # Namespaced by run, so that a batch's ids cannot continue a Discord or terminal
+    # conversation, nor the same file's conversations from an earlier run.
+    _ask_one(service, question, as_json=True, conversation=f"batch:{run}:{raw_id}",
+             shown_id=raw_id)  # fmt: skip
+
+
+def _batch_question(number: int, line: str | None) -> tuple[str, str | None] | str:
+    """(question, conversation id or None) of a batch line, or why it cannot be asked.
+
+    A line that is a JSON object is `{"question": ..., "conversation": ...}`; any other
+    line is a standalone question, even one that starts with a bracket ("[1] what?").
+    """
+    if line is None:
+        return f"line {number} is not valid UTF-8"
+    if not line.strip():
+        return f"line {number} is blank"
+    text = line.strip()
+    if not text.startswith(("{", "[")):
+        return line, None
     try:
-        answer = service.answer(question)
+        record = json.loads(text)
+    except ValueError:
+        if text.startswith("{"):
+            return f"line {number} is not valid JSON"
+        return line, None
+    if not isinstance(record, dict) or not isinstance(record.get("question"), str):
+        return f'line {number} is not a JSON object with a "question" string'
+    raw_id = record.get("conversation")
+    if raw_id is not None and (not isinstance(raw_id, str | int) or isinstance(raw_id, bool)):
+        return f'line {number}: "conversation" must be a string'
+    return record["question"], None if raw_id is None else str(raw_id)
+
+
+def _ask_one(
+    service: QAService,
+    question: str,
+    as_json: bool,
+    conversation: str | None = None,
+    shown_id: str | None = None,
+) -> bool:
+    try:
+        answer = service.answer(question, conversation=conversation)
     except BadQuestion as exc:
-        _report_bad(question, exc, as_json)
+        _report_bad(question, exc, as_json, shown_id)
         return False
     except SAFE_ERRORS as exc:
         if not as_json:
             raise  # one line, with a hint, from the group's handler
-        click.echo(json.dumps({"question": question, "error": describe_safe_error(exc)}))
+        error = {"question": question, "error": describe_safe_error(exc)}
+        if shown_id is not None:
+            error["conversation"] = shown_id
+        click.echo(json.dumps(error))
         return False
     if as_json:
-        click.echo(json.dumps(answer.to_json()))
+        click.echo(json.dumps(answer_json(answer, shown_id)))
     else:
         from .formatting import answer_text
 
         click.echo(printable(answer_text(answer)))
     return True
+
+
+def answer_json(answer: Answer, conversation: str | None = None) -> dict[str, Any]:
+    """The `ask --json` object: the answer, the passages it was chosen from, its conversation."""
+    data = answer.to_json()
+    data["retrieved"] = [
+        {
+            "rank": rank,
+            "score": round(h.score, 6),
+            "chunk_id": h.chunk_id,
+            "article_id": h.article_id,
+            "title": h.title,
+            "source": h.source,
+            "start": h.start,
+            "end": h.end,
+        }
+        for rank, h in enumerate(answer.retrieved, 1)
+    ]
+    if conversation is not None:
+        data["conversation"] = conversation
+    return data
 
 
 @cli.group("feedback")

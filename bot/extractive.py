@@ -18,10 +18,10 @@ long sentence that answers is worth reading in full); further sentences must fit
 cap, and a sentence past the character limit is trimmed to its answering clauses
 (`quoting.py`).
 
-Abstention: when the best evidence is weak (little semantic similarity and few of the
-question's terms anywhere in the passages), it says the articles do not answer and offers
-the closest sources instead of inventing an answer. The threshold is calibrated by
-`benchmarks/calibrate_abstention.py`.
+Abstention: when the evidence is weak (`abstention.py`: how close the best sentences are and
+how much of the question's weight the passages and sentences hold), it says the articles do
+not answer and offers the closest sources instead of inventing an answer. The model and its
+threshold are calibrated by `benchmarks/calibrate_abstention.py`.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from index.lexical import document_terms, query_terms
 from index.models import Hit
 from index.sentences import answer_spans
 
+from . import abstention
 from .citations import cite
 from .models import Answer, Citation
 from .quoting import Excerpt, excerpt
@@ -91,6 +92,11 @@ class Scored:
     score: float
     dense: float
     overlap: float
+    typed: float = 0.0  # has the kind of answer asked for (a year for "when", ...)
+
+    @property
+    def text(self) -> str:
+        return self.candidate.text
 
 
 class ExtractiveAnswerer:
@@ -98,7 +104,7 @@ class ExtractiveAnswerer:
         self,
         max_sentences: int = 2,
         max_words: int = 60,
-        abstain_threshold: float = 0.55,
+        abstain_threshold: float = 0.25,
         weights: Weights | None = None,
         cache_size: int = 20_000,
         max_quote_chars: int = 600,
@@ -163,16 +169,8 @@ class ExtractiveAnswerer:
         ranked: Sequence[Scored],
         idf: Mapping[str, float] | None = None,
     ) -> float:
-        """How strongly the passages bear on the question, on the abstention scale.
-
-        Semantic similarity alone separates answerable from unanswerable questions poorly;
-        coverage of the question's own terms (how many of its rare words the passages hold)
-        adds the lexical evidence that names and numbers need.
-        """
-        if not ranked:
-            return 0.0
-        best = max(s.dense for s in ranked)
-        return 0.5 * best + 0.5 * self.coverage(question, hits, idf)
+        """Probability that the passages answer the question (`abstention.py`)."""
+        return abstention.evidence(question, hits, ranked, idf)
 
     @staticmethod
     def coverage(
@@ -223,7 +221,7 @@ class ExtractiveAnswerer:
                 + w.answer_type * typed
                 + w.speaker * c.speech
             ) * (0.5 + 0.5 * novelty)
-            scored.append(Scored(c, score, float(d), o))
+            scored.append(Scored(c, score, float(d), o, typed))
         scored.sort(key=lambda s: -s.score)
         return scored
 

@@ -25,9 +25,11 @@ that read them) is the writer's, not ours, so Discord shows it as text, never as
 its greedy `[...](...)` match, so in `[a](x) [b](y)` the second link stays live, and it does
 not escape `<@id>`, `<t:...>`, `[` alone or list markers.
 
-Our own source links (`[title](url)` to the article's recorded address) stay links, with the
-title escaped and the address http(s) only; see `source_link`. The terminal gets the same
-text with control sequences removed (`answer_text`).
+Our own source links (`[title](url)` to the article's recorded address, or to the quoted
+passage itself when the citation has a passage link) stay links, with the title escaped and
+the address http(s) only; see `source_link`. Each source shows its article's date, when
+known (news goes stale: a reader must see how old a claim is), and a PDF's page ("p. 4").
+The terminal gets the same text with control sequences removed (`answer_text`).
 """
 
 from __future__ import annotations
@@ -77,6 +79,27 @@ class ArticleLike(Protocol):
     def source(self) -> str: ...
     @property
     def url(self) -> str | None: ...
+
+
+def shown_date(date: str | None) -> str | None:
+    """An article date as shown: the day of an ISO timestamp, else the text as given."""
+    if not date or not date.strip():
+        return None
+    date = date.strip()
+    if re.match(r"\d{4}-\d{2}-\d{2}", date):
+        return date[:10]
+    return truncate(one_line(date), 30)
+
+
+def source_details(date: str | None, pages: Sequence[int] = ()) -> str:
+    """The "2016-12-16, p. 4" of a source's heading; empty when neither is known."""
+    bits = []
+    day = shown_date(date)
+    if day:
+        bits.append(day)
+    if pages:
+        bits.append(("p. " if len(pages) == 1 else "pp. ") + ", ".join(str(n) for n in pages))
+    return ", ".join(bits)
 
 
 # ------------------------------------------------------------------------------ text helpers
@@ -328,8 +351,14 @@ class SourceGroup:
     numbers: tuple[int, ...]
     title: str
     source: str
-    url: str | None
+    url: str | None  # the link shown: the first quote's passage link, else the article's
     quotes: tuple[str, ...]
+    date: str | None = None
+    pages: tuple[int, ...] = ()
+
+    @property
+    def details(self) -> str:
+        return source_details(self.date, self.pages)
 
     @property
     def label(self) -> str:
@@ -372,8 +401,10 @@ def group_citations(citations: Sequence[Citation]) -> list[SourceGroup]:
                 numbers=tuple(sorted({c.n for c in members})),
                 title=first.title,
                 source=first.source,
-                url=first.url,
+                url=first.link or first.url,
                 quotes=tuple(quotes),
+                date=first.date,
+                pages=tuple(sorted({c.page for c in members if c.page is not None})),
             )
         )
     return result
@@ -400,7 +431,9 @@ def _quote_lines(quotes: Sequence[str], quote_chars: int, room: int) -> str:
 def _source_heading(group: SourceGroup) -> tuple[str, str]:
     """Field name `[n] title`, and a link to the article (else its source in code style)."""
     prefix = group.label + " "
-    name = prefix + md_text(one_line(group.title or group.source), FIELD_NAME_LIMIT - len(prefix))
+    details = f" · {md_text(group.details, 60)}" if group.details else ""
+    room = FIELD_NAME_LIMIT - len(prefix) - len(details)
+    name = prefix + md_text(one_line(group.title or group.source), room) + details
     if group.url:
         link = source_link(group.title, group.url, group.source, limit=FIELD_VALUE_LIMIT // 2)
     else:  # the title is in the field's name already
@@ -509,7 +542,9 @@ def answer_text(answer: Answer) -> str:
     if groups:
         lines += ["", "Sources:"]
         for group in groups:
-            lines.append(f"{group.label} {one_line(group.title)} — {one_line(group.source)}")
+            details = f" ({group.details})" if group.details else ""
+            where = one_line(group.url or group.source)
+            lines.append(f"{group.label} {one_line(group.title)}{details} — {where}")
             for text in group.quotes:
                 quote = one_line(text)
                 if quote:
@@ -540,7 +575,10 @@ def sources_page(
     lines: list[str] = []
     used = 0
     for i, a in enumerate(matches[start : start + per_page], start=start + 1):
-        line = f"{i}. {source_link(one_line(a.title), a.url, a.source, limit=380)}"
+        day = shown_date(getattr(a, "date", None))
+        line = f"{i}. {source_link(one_line(a.title), a.url, a.source, limit=360)}"
+        if day:
+            line += f" · {md_text(day, 30)}"
         if used + len(line) + 1 > DESCRIPTION_LIMIT:
             break  # whole lines only: a cut line could end inside a link
         lines.append(line)
@@ -619,6 +657,7 @@ def help_embed(*, cooldown_seconds: float, answer_mentions: bool) -> discord.Emb
             "`/sources [query] [page]`: list the indexed articles\n"
             "`/reindex`: rebuild the index from the articles folder (server managers and "
             "bot admins)\n"
+            "`/add url`: add an article by its address (server managers and bot admins)\n"
             "`/help`: this message"
         ),
         inline=False,

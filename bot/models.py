@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from index.models import Hit
+
 
 @dataclass(frozen=True, slots=True)
 class Citation:
@@ -19,7 +21,10 @@ class Citation:
     end: int
     quote: str
     score: float
-    url: str | None = None
+    url: str | None = None  # the article's address
+    date: str | None = None  # the article's date, shown with the citation
+    page: int | None = None  # a PDF's page holding the quote
+    link: str | None = None  # the passage itself: `url#:~:text=...` (`citations.passage_link`)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -32,6 +37,9 @@ class Citation:
             "end": self.end,
             "quote": self.quote,
             "score": round(self.score, 6),
+            "url": self.link or self.url,
+            "date": self.date,
+            "page": self.page,
         }
 
 
@@ -53,6 +61,9 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     answerer: str = "extractive"  # or "llm", or "chitchat" for a reply to small talk
     seconds: float = 0.0
+    # The passages the answer was chosen from, after conversation handling (best first).
+    retrieved: tuple[Hit, ...] = ()
+    conversation: str | None = None  # the conversation id the question was asked in
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -7,7 +7,7 @@ index`); every field is documented in `.env.example`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
@@ -49,11 +49,12 @@ class Settings(IndexSettings):
         "keeps a quote inside a Discord embed field (1,024 characters).",
     )
     abstain_threshold: float = Field(
-        0.55,
+        0.25,
         ge=0.0,
         le=1.0,
         allow_inf_nan=False,
-        description="Evidence score under which the bot says the articles do not say.",
+        description="Probability that the passages answer (bot/abstention.py) under which "
+        "the bot says the articles do not say.",
     )
     max_question_length: int = Field(500, ge=10, le=4000)
 
@@ -70,7 +71,26 @@ class Settings(IndexSettings):
     discord_admin_user_ids: IdList = Field(default_factory=list)
     discord_api_base_url: str = DISCORD_API
     discord_gateway_url: str = DISCORD_GATEWAY
-    discord_cooldown_seconds: float = Field(10.0, ge=0, le=86_400, allow_inf_nan=False)
+    discord_cooldown_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="Per-user rate limit: one more question every this many seconds, after a "
+        "burst of DISCORD_BURST (0 disables the limit).",
+    )
+    discord_burst: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Questions a user may ask in quick succession (follow-ups) before "
+        "DISCORD_COOLDOWN_SECONDS applies; 1 is a plain cooldown.",
+    )
+    discord_threads: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: a question asked in a server channel is answered in a new thread "
+        "started from the answer, where every message is a follow-up; off: answer as replies.",
+    )
     discord_private_by_default: bool = False
     discord_answer_mentions: bool = True
     discord_drain_seconds: float = Field(
@@ -96,6 +116,35 @@ class Settings(IndexSettings):
         description="How often a running bot looks for a newly published index.",
     )
     feedback_db: Path = Path("data/feedback.sqlite")
+    refresh_minutes: float = Field(
+        60.0,
+        ge=0,
+        le=10_080,
+        allow_inf_nan=False,
+        description="How often the running bot refreshes the feeds and sitemaps of "
+        "SOURCES_FILE, in the background (0: never; `python -m index refresh` still works).",
+    )
+
+    # Conversations (follow-up questions in threads, reply chains, DMs, the terminal chat)
+    conversation_idle_minutes: float = Field(
+        30.0,
+        gt=0,
+        le=10_080,
+        allow_inf_nan=False,
+        description="A conversation idle this long is over: the next question starts afresh "
+        "and its turns are deleted.",
+    )
+    conversation_max_turns: int = Field(
+        20,
+        ge=1,
+        le=200,
+        description="Turns kept per conversation (older ones are deleted); follow-ups read "
+        "only the last few.",
+    )
+    conversations_db: Path = Field(
+        Path("data/conversations.sqlite"),
+        description="SQLite file of the live conversations (survives a restart).",
+    )
 
     @field_validator("llm_base_url", "discord_api_base_url", "discord_gateway_url")
     @classmethod

@@ -9,9 +9,13 @@ then there is nothing to index at all.
 Formats, chosen by the (case-insensitive) file suffix:
 
 - `.txt`: the first non-empty line is the title, the rest is the text.
-- `.md`, `.markdown`: optional YAML front matter (`title`, `url`, `date`, `id`); the body,
-  Markdown left as is, is the text.
+- `.md`, `.markdown`: optional YAML front matter (`title`, `url`, `date`, `id`, and `pages`,
+  the offsets where each page of a PDF starts in the text, as `index.sources` writes them
+  for a fetched PDF); the body, Markdown left as is, is the text. Other keys (`author`,
+  `site`, `fetched`, `feed`...) are kept in the file for people and `index.sources`.
 - `.html`, `.htm`: main text, title, date and canonical URL extracted by trafilatura.
+- `.pdf`: the text of each page (pypdf), the page offsets kept for citations; title and
+  date from the document's metadata, else its first line and none.
 - `.json`: one record, a list of records, or an object holding the list under `articles`,
   `records` or `data`. `.jsonl`: one record per line. A record is an object with a `text`
   string and optional `title`, `url`, `date` and `id`.
@@ -47,6 +51,7 @@ import codecs
 import datetime as dt
 import errno
 import functools
+import itertools
 import json
 import logging
 import math
@@ -70,7 +75,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
-    {".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl"}
+    {".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl", ".pdf"}
 )
 
 # Bytes looked at when deciding a file is binary; a NUL in text files is vanishingly rare.
@@ -417,7 +422,7 @@ def _load_file(
         problem = _name_problem(rel)
         if problem is not None:
             raise _Unreadable(f"file {problem}: rename it to index it")
-        raw = _read(path, real_root, limits.max_bytes)
+        raw = _read(path, real_root, limits.max_bytes, binary=suffix == ".pdf")
         loaded = _parse(raw, suffix, path, rel, limits, skipped)
     except _Unreadable as error:
         return [], [_skip(rel, error.reason, error.line)]
@@ -433,6 +438,8 @@ def _load_file(
 def _parse(
     raw: bytes, suffix: str, path: Path, rel: str, limits: _Limits, skipped: list[Skipped]
 ) -> list[_Loaded]:
+    if suffix == ".pdf":
+        return [_Loaded(_parse_pdf(raw, path, rel, limits))]
     if suffix in (".html", ".htm"):
         if _unicode_bom(raw) is not None:  # trafilatura sniffs only byte-oriented charsets
             return [_Loaded(_parse_html(_decode(raw), path, rel, limits))]
@@ -449,7 +456,7 @@ def _parse(
     return [_parse_markdown(content, path, rel, limits)]
 
 
-def _read(path: Path, real_root: str, max_bytes: int) -> bytes:
+def _read(path: Path, real_root: str, max_bytes: int, *, binary: bool = False) -> bytes:
     """Read at most `max_bytes` of a regular file inside the folder, or say why not.
 
     The kind and size are checked on the path before opening, so a FIFO or a device is
@@ -477,7 +484,7 @@ def _read(path: Path, real_root: str, max_bytes: int) -> bytes:
         raise _Unreadable(f"file is over MAX_ARTICLE_BYTES ({_size(max_bytes)})")
     if not raw:
         raise _Unreadable("empty file")
-    if _unicode_bom(raw) is None and b"\x00" in raw[:BINARY_SNIFF_BYTES]:
+    if not binary and _unicode_bom(raw) is None and b"\x00" in raw[:BINARY_SNIFF_BYTES]:
         raise _Unreadable("binary file")
     return raw
 
@@ -570,6 +577,7 @@ def _article(
     rel: str,
     url: str | None = None,
     date: str | None = None,
+    pages: tuple[int, ...] | None = None,
 ) -> Article:
     """Build an article from already-normalised title and text; the URL, if any, is cited."""
     return Article(
@@ -580,6 +588,7 @@ def _article(
         path=rel,
         url=url or None,
         date=date,
+        pages=pages,
     )
 
 
@@ -617,8 +626,41 @@ def _parse_markdown(content: str, path: Path, rel: str, limits: _Limits) -> _Loa
         rel=rel,
         url=_url(meta.get("url")),
         date=_date(meta.get("date")),
+        pages=_pages(meta.get("pages"), text),
     )
     return _Loaded(article, own_id=own_id)
+
+
+def _pages(value: Any, text: str) -> tuple[int, ...] | None:
+    """Page start offsets from front matter, if they fit the text; else none (not an error:
+    only citations' page numbers depend on them)."""
+    if not isinstance(value, list) or not value or len(value) > 100_000:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return None
+    if value[0] != 0 or any(b < a for a, b in itertools.pairwise(value)):
+        return None
+    if value[-1] > len(text):
+        return None
+    return tuple(value)
+
+
+def _parse_pdf(raw: bytes, path: Path, rel: str, limits: _Limits) -> Article:
+    from index.sources.pdf import PdfError, read_pdf  # pypdf is imported only for PDFs
+
+    try:
+        pdf = read_pdf(raw)
+    except PdfError as error:
+        raise _Unreadable(error.reason) from None
+    title = cap_title(pdf.title, limits.max_title) if pdf.title else ""
+    return _article(
+        article_id=_id_path(rel),
+        title=title or _derived_title(pdf.text, limits.max_title) or path.stem,
+        text=pdf.text,
+        rel=rel,
+        date=pdf.date,
+        pages=pdf.pages,
+    )
 
 
 def _split_front_matter(content: str) -> tuple[dict[str, Any], str]:

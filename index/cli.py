@@ -15,12 +15,23 @@ from typing import BinaryIO
 
 import click
 
-from .cli_common import OneLineErrors, load_settings, read_lines, setup_logging, skipped_line
+from .cli_common import (
+    CLIError,
+    OneLineErrors,
+    load_settings,
+    one_line,
+    read_lines,
+    setup_logging,
+    skipped_line,
+)
 from .display import printable
-from .embedder import Embedder, load_embedder
+from .embedder import LEGACY_BACKEND, Embedder, load_configured_embedder, load_embedder
+from .models import RebuildReport
 from .rebuild import ann_config, rebuild
 from .search import MODES, Searcher
 from .settings import IndexSettings
+from .sources.ingest import SourcesReport, add_urls, refresh_sources
+from .sources.sourcesfile import SourcesFileError, load_sources_file
 from .store import open_current
 
 log = logging.getLogger(__name__)
@@ -36,6 +47,8 @@ def cli(verbose: int) -> None:
       python -m index rebuild --source articles --index data/index
       python -m index search "what did Obama say to Putin?" -k 3
       python -m index stats --json
+      python -m index add https://news.example.org/story --json
+      python -m index refresh --prune-days 90
     """
     setup_logging(verbose)
 
@@ -64,10 +77,11 @@ def rebuild_cmd(
 ) -> None:
     """Index the articles folder; only new or changed articles are embedded."""
     settings = load_settings(IndexSettings, articles_dir=source, index_dir=index_dir)
-    show = not quiet and sys.stderr.isatty()
+    # a bar on a terminal, plain lines in a log; none mixed into --json output in a pipe
+    show = "off" if quiet or (as_json and not sys.stderr.isatty()) else "auto"
     report = rebuild(
         settings,
-        lambda: load_embedder(settings.embedding_model, settings.embedding_device),
+        lambda: load_configured_embedder(settings, follow_index=not full, loader=load_embedder),
         full=full,
         show_progress=show,
     )
@@ -101,6 +115,8 @@ def stats_cmd(index_dir: Path | None, as_json: bool) -> None:
             "articles": m.articles,
             "chunks": m.chunks,
             "model": m.model,
+            "embedding_backend": m.embedding_backend or LEGACY_BACKEND,
+            "embedding_quantization": m.embedding_quantization,
             "dimension": m.dimension,
             "max_seq_length": m.max_seq_length,
             "index_type": m.index_type,
@@ -150,10 +166,132 @@ def verify_cmd(index_dir: Path | None, as_json: bool) -> None:
         )
 
 
+def _rebuild_after_sources(settings: IndexSettings, quiet: bool, as_json: bool) -> RebuildReport:
+    report = rebuild(
+        settings,
+        lambda: load_configured_embedder(settings, loader=load_embedder),
+        show_progress="off" if quiet or (as_json and not sys.stderr.isatty()) else "auto",
+    )
+    for s in report.skipped:
+        click.echo(skipped_line(s), err=True)
+    return report
+
+
+def _sources_lines(report: SourcesReport) -> None:
+    for o in report.outcomes:
+        if o.status == "failed":
+            click.echo(one_line(f"failed {o.url}: {o.reason}"), err=True)
+        else:
+            click.echo(one_line(f"{o.status} {o.url}: {o.title} ({o.path})"))
+
+
+@cli.command("add")
+@click.argument("urls", nargs=-1, required=True)
+@source_option
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def add_cmd(
+    urls: tuple[str, ...], source: Path | None, index_dir: Path | None, as_json: bool, quiet: bool
+) -> None:
+    """Fetch each URL, save its article into the articles folder, then rebuild.
+
+    HTML pages (main text and metadata by trafilatura), PDFs and plain text are saved as
+    Markdown files under ARTICLES_DIR/web/, named from the canonical URL. The same article
+    twice (same canonical URL, or same text under another URL) adds nothing. Exit 1 when
+    no URL could be added.
+
+    \b
+    JSON: {"added": [{url, title, path}], "updated": [...], "unchanged": [...],
+           "failed": [{url, reason}], "rebuild": {...} or null}
+    """
+    settings = load_settings(IndexSettings, articles_dir=source, index_dir=index_dir)
+    report = add_urls(settings, list(urls))
+    ok = [o for o in report.outcomes if o.status != "failed"]
+    rebuilt = _rebuild_after_sources(settings, quiet, as_json) if ok else None
+    if as_json:
+        click.echo(json.dumps({**report.to_json(), "rebuild": rebuilt and rebuilt.to_json()}))
+    else:
+        _sources_lines(report)
+        if rebuilt is not None:
+            click.echo(f"{rebuilt.articles} articles, {rebuilt.chunks} chunks indexed")
+    if not ok:
+        sys.exit(1)
+
+
+@cli.command("refresh")
+@click.option(
+    "--sources-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Sources file (default: SOURCES_FILE).",
+)
+@source_option
+@index_option
+@click.option(
+    "--prune-days",
+    type=click.IntRange(1, 100_000),
+    help="Also delete articles from feeds and sitemaps older than this many days.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def refresh_cmd(
+    sources_file: Path | None,
+    source: Path | None,
+    index_dir: Path | None,
+    prune_days: int | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Pull new and changed entries of the feeds, sitemaps and pages in SOURCES_FILE.
+
+    Conditional GETs (ETag, Last-Modified): only new or changed pages are fetched. Entries
+    that leave a feed stay indexed; --prune-days removes old ones. A source that fails is
+    reported and the rest go on; the index is rebuilt once, when anything changed.
+
+    \b
+    JSON: {"feeds": [{url, kind, status, entries, reason?}], "added": [...],
+           "updated": [...], "unchanged": [...], "failed": [...], "pruned": [paths],
+           "rebuild": {...} or null}
+    """
+    settings = load_settings(
+        IndexSettings, articles_dir=source, index_dir=index_dir, sources_file=sources_file
+    )
+    if settings.sources_file is None:
+        raise CLIError("no sources file: set SOURCES_FILE or pass --sources-file", 2)
+    try:
+        sources = load_sources_file(settings.sources_file)
+    except SourcesFileError as exc:
+        raise CLIError(str(exc), 2) from None
+    report = refresh_sources(settings, sources, prune_days=prune_days)
+    built = settings.index_dir.joinpath("CURRENT").exists()
+    needed = report.changed or not built
+    rebuilt = _rebuild_after_sources(settings, quiet, as_json) if needed else None
+    if as_json:
+        click.echo(json.dumps({
+            "feeds": [f.to_json() for f in report.feeds],
+            **report.to_json(),
+            "pruned": report.pruned,
+            "rebuild": rebuilt and rebuilt.to_json(),
+        }))  # fmt: skip
+        return
+    for f in report.feeds:
+        extra = f": {f.reason}" if f.reason else f" ({f.entries} entries)" if f.entries else ""
+        click.echo(one_line(f"{f.kind} {f.url}: {f.status.replace('_', ' ')}{extra}"))
+    _sources_lines(report)
+    for path in report.pruned:
+        click.echo(one_line(f"pruned {path}"))
+    if rebuilt is not None:
+        click.echo(f"{rebuilt.articles} articles, {rebuilt.chunks} chunks indexed")
+
+
 def open_searcher(settings: IndexSettings, embedder: Embedder | None = None) -> Searcher:
     stored = open_current(settings.index_dir, ann_config(settings))
     stored.check_model(settings.embedding_model)  # before paying for the model load
-    embedder = embedder or load_embedder(settings.embedding_model, settings.embedding_device)
+    m = stored.manifest
+    index = (m.embedding_backend or LEGACY_BACKEND, m.embedding_quantization)
+    embedder = embedder or load_configured_embedder(
+        settings, index=index, serving=True, loader=load_embedder
+    )
     return Searcher(stored, embedder, settings.hybrid_dense_weight)
 
 

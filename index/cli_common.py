@@ -241,8 +241,9 @@ def setup_logging(verbose: int) -> None:
     logging.basicConfig(level=level, handlers=[handler])
 
 
-def read_lines(stream: BinaryIO) -> Iterator[tuple[int, str | None]]:
-    """(line number, text) for each non-blank line; text is None where it is not UTF-8.
+def read_lines(stream: BinaryIO, keep_blank: bool = False) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) for each line (blank ones only with `keep_blank`); text is None
+    where it is not UTF-8.
 
     Batch files are decoded a line at a time so that one bad byte costs one line, not the
     whole batch.
@@ -254,5 +255,5 @@ def read_lines(stream: BinaryIO) -> Iterator[tuple[int, str | None]]:
             yield number, None
             continue
         text = text.removeprefix("\ufeff") if number == 1 else text
-        if text.strip():
+        if keep_blank or text.strip():
             yield number, text.rstrip("\r\n")

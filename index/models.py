@@ -25,6 +25,8 @@ class Article:
     # Spans of `text` that are not the article (pitches, share bars, bylines...), kept out of
     # chunks and answers; None until `index.boilerplate.mark_boilerplate` has looked.
     boilerplate: tuple[tuple[int, int], ...] | None = None
+    # PDFs: where each page starts in `text` (page i + 1 at offset pages[i]), for "p. 4".
+    pages: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,15 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from . import ann
 from .articles import load_articles
 from .boilerplate import CLEANING_VERSION, mark_boilerplate
 from .chunking import ChunkerConfig, chunk_article, embedding_inputs
-from .embedder import Embedder, canonical_model_name
+from .embedder import Embedder, backend_quantization, canonical_model_name, vector_family
 from .errors import IndexDamaged, IndexError_, IndexMismatch, IndexNotBuilt
 from .models import Article, Chunk, RebuildReport
+from .progress import Mode, ProgressBar
 from .settings import IndexSettings
 from .store import (
     StoredArticle,
@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 """Called as (stage, done, total); stages: load, chunk, embed, write, done."""
-
-EMBED_BLOCK = 2048  # chunks per encode call: bounds memory and paces progress reports
 
 
 def content_hash(article: Article) -> str:
@@ -92,10 +90,14 @@ def rebuild(
     get_embedder: Callable[[], Embedder],
     *,
     full: bool = False,
-    show_progress: bool = False,
+    show_progress: bool | Mode = False,
     on_progress: Progress | None = None,
 ) -> RebuildReport:
     """Index `settings.articles_dir` into `settings.index_dir`.
+
+    Args:
+        show_progress: progress of chunking and embedding on stderr (`index.progress`):
+            True or "auto" for a bar on a terminal and plain lines elsewhere.
 
     Raises:
         RebuildBusy: another rebuild holds the folder's lock.
@@ -133,6 +135,8 @@ def rebuild(
                 notify("done", report.articles, report.articles)
                 return report
             embedder = get_embedder() if plan.to_embed or plan.previous is None else None
+            if embedder is not None and _mixes_backends(plan, embedder):
+                plan = _everything_anew(plan, report)
             new_chunks, new_vectors = _embed(
                 plan.to_embed, embedder, settings, show_progress, notify
             )
@@ -140,10 +144,13 @@ def rebuild(
                 dimension, max_len, model = (
                     embedder.dimension, embedder.max_seq_length, embedder.name
                 )  # fmt: skip
+                backend = getattr(embedder, "backend", None)
+                quantization = getattr(embedder, "quantization", None)
             else:
                 assert plan.previous is not None
                 m = plan.previous.manifest
                 dimension, max_len, model = m.dimension, m.max_seq_length, m.model
+                backend, quantization = m.embedding_backend, m.embedding_quantization
             writer = VersionWriter(root, dimension)
             notify("write", 0, len(plan.articles))
             for article, digest in plan.articles:
@@ -158,6 +165,8 @@ def rebuild(
             manifest = writer.publish(
                 {
                     "model": model,
+                    "embedding_backend": backend,
+                    "embedding_quantization": quantization,
                     "chunker": _chunker_settings(settings),
                     "extra": {"index_type_setting": settings.index_type},
                     "build_seconds": time.perf_counter() - started,
@@ -205,9 +214,10 @@ def _plan(
         and not full
         and previous.manifest.model == canonical_model_name(settings.embedding_model)
         and previous.manifest.chunker == _chunker_settings(settings)
+        and _backend_kept(previous, settings)
     )
     if previous is not None and not compatible and not full:
-        log.info("model or chunker settings changed since the last build: full rebuild")
+        log.info("model, backend or chunker settings changed since the last build: full rebuild")
         report.full = True
     pairs = [(a, content_hash(a)) for a in sorted(articles, key=lambda a: a.id)]
     reuse: dict[str, StoredArticle] = {}
@@ -226,6 +236,43 @@ def _plan(
     current_ids = {a.id for a, _ in pairs}
     report.removed = sum(1 for aid in old if aid not in current_ids)
     return _Plan(pairs, previous, reuse, to_embed)
+
+
+def _backend_kept(previous: StoredIndex, settings: IndexSettings) -> bool:
+    """Whether EMBEDDING_BACKEND still names the backend that built the published version.
+
+    `auto` follows the index, so it always does; an explicit backend does when it makes the
+    same vectors: any fp32 backend for an fp32 index, int8 with the same preset for an int8
+    one (an int8 index moved to a CPU of another preset is redone).
+    """
+    setting = settings.embedding_backend
+    if setting == "auto":
+        return True
+    m = previous.manifest
+    built = vector_family(m.embedding_backend, m.embedding_quantization)
+    return built == vector_family(setting, backend_quantization(setting))
+
+
+def _mixes_backends(plan: _Plan, embedder: Embedder) -> bool:
+    """Whether carrying vectors over would mix them with another backend's.
+
+    The plan checks settings; this checks the model actually loaded (`auto` with a
+    published index that another backend built, a model given by a library caller).
+    """
+    backend = getattr(embedder, "backend", None)
+    if not plan.reuse or plan.previous is None or backend is None:
+        return False
+    m = plan.previous.manifest
+    built = vector_family(m.embedding_backend, m.embedding_quantization)
+    return built != vector_family(backend, getattr(embedder, "quantization", None))
+
+
+def _everything_anew(plan: _Plan, report: RebuildReport) -> _Plan:
+    log.info("the embedding backend differs from the published index's: re-embedding everything")
+    report.updated += report.unchanged
+    report.unchanged = 0
+    report.full = True
+    return _Plan(plan.articles, plan.previous, {}, [a for a, _ in plan.articles])
 
 
 def _previous_articles(settings: IndexSettings) -> dict[str, StoredArticle]:
@@ -258,7 +305,7 @@ def _embed(
     articles: list[Article],
     embedder: Embedder | None,
     settings: IndexSettings,
-    show_progress: bool,
+    show_progress: bool | Mode,
     notify: Progress,
 ) -> tuple[dict[str, list[Chunk]], dict[str, np.ndarray]]:
     chunks_by_article: dict[str, list[Chunk]] = {}
@@ -268,25 +315,28 @@ def _embed(
         settings.chunk_tokens, settings.chunk_overlap_tokens, embedder.max_seq_length
     )
     inputs: list[str] = []
-    for i, article in enumerate(
-        tqdm(articles, desc="chunking", unit="article", disable=not show_progress)
-    ):
-        chunks = chunk_article(article, embedder.tokenizer, config)
-        chunks_by_article[article.id] = chunks
-        inputs.extend(embedding_inputs(article.title, chunks, embedder.tokenizer))
-        if i % 200 == 0:
-            notify("chunk", i, len(articles))
+    sizes: list[int] = []
+    with ProgressBar(len(articles), "chunking", "article", show_progress) as bar:
+        for i, article in enumerate(articles):
+            chunks = chunk_article(article, embedder.tokenizer, config)
+            chunks_by_article[article.id] = chunks
+            inputs.extend(embedding_inputs(article.title, chunks, embedder.tokenizer))
+            sizes.extend(c.tokens for c in chunks)
+            bar.update(1)
+            if i % 200 == 0:
+                notify("chunk", i, len(articles))
     total = len(inputs)
-    parts: list[np.ndarray] = []
-    with tqdm(total=total, desc="embedding", unit="chunk", disable=not show_progress) as bar:
-        for start in range(0, total, EMBED_BLOCK):
-            block = inputs[start : start + EMBED_BLOCK]
-            parts.append(embedder.encode_documents(block, batch_size=settings.embedding_batch_size))
-            bar.update(len(block))
-            notify("embed", min(start + EMBED_BLOCK, total), total)
-    vectors = (
-        np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), dtype=np.float32)
-    )
+    vectors = np.zeros((total, embedder.dimension), dtype=np.float32)
+    # batches of similar length (padding costs as much as text), each its own encode call
+    # so that progress moves per batch
+    order = np.argsort(np.asarray(sizes, dtype=np.int64), kind="stable")
+    step = settings.embedding_batch_size
+    with ProgressBar(total, "embedding", "chunk", show_progress) as bar:
+        for start in range(0, total, step):
+            rows = order[start : start + step]
+            vectors[rows] = embedder.encode_documents([inputs[r] for r in rows], batch_size=step)
+            bar.update(len(rows))
+            notify("embed", min(start + step, total), total)
     by_article: dict[str, np.ndarray] = {}
     pos = 0
     for article in articles:

@@ -68,7 +68,7 @@ class Searcher:
         dense_weight: float = 0.5,
         passages: Passages = "shaped",
     ):
-        stored.check_model(embedder.name)
+        stored.check_embedder(embedder)
         if passages not in PASSAGES:
             raise ValueError(f"unknown passages {passages!r}: expected one of {PASSAGES}")
         self.stored = stored

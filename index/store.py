@@ -65,7 +65,7 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from . import ann
-from .embedder import canonical_model_name
+from .embedder import canonical_model_name, check_backend
 from .errors import (
     IndexDamaged,
     IndexError_,
@@ -119,6 +119,10 @@ CREATE TABLE chunks (
     tokens INTEGER NOT NULL           -- word pieces of the embedded input
 );
 CREATE INDEX chunks_article ON chunks(article_row);
+CREATE TABLE pages (                  -- PDFs: where each page starts in articles.text
+    article_row INTEGER PRIMARY KEY REFERENCES articles(row),
+    starts TEXT NOT NULL              -- JSON list of character offsets, page 1 first
+);
 """
 
 
@@ -144,6 +148,10 @@ class Manifest:
     version: str
     built_at: str
     build_seconds: float = 0.0
+    embedding_backend: str | None = None
+    """torch, onnx, onnx-int8 or openvino; None: built before backends were recorded (torch)."""
+    embedding_quantization: str | None = None
+    """The int8 preset (avx512_vnni, avx512, avx2, arm64) of onnx-int8, else None."""
     extra: dict[str, Any] = field(default_factory=dict)
     files: dict[str, FileRecord] = field(default_factory=dict)
     """Every other file of the version (paths relative to it), with size and checksum."""
@@ -176,6 +184,14 @@ _MANIFEST = TypeAdapter(Manifest)
 
 def _is_plain_relative(name: str) -> bool:
     return bool(_FILE_NAME.fullmatch(name)) and ".." not in name.split("/")
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleDetails:
+    """What a citation shows besides the quote: the article's date, a PDF's page starts."""
+
+    date: str | None
+    pages: tuple[int, ...] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,6 +555,14 @@ class VersionWriter:
                     for row, c in enumerate(self._chunks)
                 ),
             )
+            conn.executemany(
+                "INSERT INTO pages VALUES (?,?)",
+                (
+                    (row, json.dumps(list(a.pages)))
+                    for row, (a, _, _, _) in enumerate(self._articles)
+                    if a.pages
+                ),
+            )
             conn.commit()
         finally:
             conn.close()
@@ -852,6 +876,18 @@ class StoredIndex:
                 "or set EMBEDDING_MODEL to match"
             )
 
+    def check_embedder(self, embedder: Any) -> None:
+        """Refuse a query model of another model or backend than the one that built this.
+
+        Raises:
+            IndexMismatch: naming both and the fix.
+        """
+        self.check_model(embedder.name)
+        m = self.manifest
+        check_backend(
+            m.embedding_backend, m.embedding_quantization, embedder, str(self.path.parent.parent)
+        )
+
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
         """The database, with a damaged page turned into `IndexDamaged`."""
@@ -871,6 +907,27 @@ class StoredIndex:
                 "FROM articles ORDER BY row"
             ).fetchall()
         return [StoredArticle(*r) for r in rows]
+
+    def article_details(self, article_ids: Sequence[str]) -> dict[str, ArticleDetails]:
+        """Date and PDF page offsets of the given articles, for citing them."""
+        ids = list(dict.fromkeys(article_ids))
+        out: dict[str, ArticleDetails] = {}
+        with self._reading() as db:
+            has_pages = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pages'"
+            ).fetchone()  # versions written before pages were kept have no such table
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                marks = ",".join("?" * len(part))
+                select = (
+                    "SELECT a.id, a.date, p.starts FROM articles a "
+                    "LEFT JOIN pages p ON p.article_row = a.row"
+                    if has_pages
+                    else "SELECT a.id, a.date, NULL FROM articles a"
+                )
+                for aid, date, starts in db.execute(f"{select} WHERE a.id IN ({marks})", part):
+                    out[aid] = ArticleDetails(date, tuple(json.loads(starts)) if starts else None)
+        return out
 
     def article_text(self, article_id: str) -> str | None:
         with self._reading() as db:

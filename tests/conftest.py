@@ -23,6 +23,7 @@ _SETTING_PREFIXES = (
     "ARTICLES_DIR", "INDEX_DIR", "EMBEDDING_", "CHUNK_", "INDEX_TYPE", "ANN_", "HNSW_",
     "IVF_", "HYBRID_", "KEEP_VERSIONS", "SEARCH_K", "ANSWER_", "ABSTAIN_", "MAX_QUESTION",
     "LLM_", "DISCORD_", "INDEX_POLL", "FEEDBACK_DB", "MAX_ARTICLE", "MAX_TITLE",
+    "CONVERSATION", "SOURCES_FILE", "FETCH_", "REFRESH_",
 )  # fmt: skip
 
 
@@ -50,6 +51,7 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     monkeypatch.setenv("INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("ARTICLES_DIR", str(tmp_path / "articles"))
     monkeypatch.setenv("FEEDBACK_DB", str(tmp_path / "feedback.sqlite"))
+    monkeypatch.setenv("CONVERSATIONS_DB", str(tmp_path / "conversations.sqlite"))
     yield
 
 

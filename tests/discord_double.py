@@ -25,6 +25,15 @@ Faults a test can inject, each as Discord produces it:
   `heartbeat_ms`. Events dispatched while the client is away are kept in the session's log
   and replayed on RESUME after the client's last sequence number, as Discord does.
 
+Conversations: a guild can be made known to the client (`add_guild`: READY lists it and a
+GUILD_CREATE with its text channels and the bot's permissions follows, as on Discord), the
+bot may start threads from its messages (`POST /channels/{c}/messages/{m}/threads`; the
+thread takes the message's id and THREAD_CREATE is dispatched; `deny_threads` answers 403,
+code 50013, as Discord does without Create Public Threads), edit its messages
+(`PATCH /channels/{c}/messages/{m}` and the webhook equivalents; every edit is recorded with
+its time and the message gains an `edited_timestamp`), and a test can send replies
+(`message_reference`), messages in threads, button clicks and THREAD_UPDATE (archived).
+
 Payload shapes follow discord.py 2.7's parsers (`state.parse_ready`,
 `Interaction._from_data`, `Message.__init__`, `AppCommand._from_data`).
 """
@@ -49,6 +58,9 @@ BOT_TOKEN = "x"
 ACK_WINDOW = 3.0  # seconds Discord waits for an interaction callback
 HEARTBEAT_MS = 41_250
 CANNOT_DM = (403, "Cannot send messages to this user", 50007)
+MISSING_PERMISSIONS = (403, "Missing Permissions", 50013)
+ALL_PERMISSIONS = ((1 << 50) - 1) & ~(1 << 3)  # everything but Administrator (which overrides)
+CREATE_PUBLIC_THREADS = 1 << 35
 
 JSON = dict[str, Any]
 
@@ -90,6 +102,7 @@ class _Interaction:
     id: int
     token: str
     dispatched_at: float
+    channel_id: int = 6666
     acknowledged: bool = False
     original: JSON | None = None
     followups: list[JSON] = field(default_factory=list)
@@ -139,6 +152,10 @@ class DiscordDouble:
         self._log: list[tuple[int, str, JSON]] = []  # (seq, event, data) of the session
         self._faults: list[_Fault] = []
         self.closed_dms: dict[int, bool] = {}  # DM channel id -> typing refused too
+        self.bot_messages: dict[int, JSON] = {}  # every message the bot sent, as last edited
+        self.threads: dict[int, JSON] = {}  # threads the bot started, by id
+        self.no_threads: set[int] = set()  # channels where starting a thread is refused (403)
+        self.guilds: dict[int, JSON] = {}  # guilds the client learns of at READY
         self.heartbeat_ms = HEARTBEAT_MS
         self.heartbeats = 0
         self.resumes: list[JSON] = []
@@ -181,6 +198,10 @@ class DiscordDouble:
         self._interactions_by_id.clear()
         self._faults.clear()
         self.closed_dms.clear()
+        self.bot_messages.clear()
+        self.threads.clear()
+        self.no_threads.clear()
+        self.guilds.clear()
         self.heartbeat_ms = HEARTBEAT_MS
         self.heartbeats = 0
 
@@ -294,12 +315,16 @@ class DiscordDouble:
             "user": BOT_USER,
             "session_id": self._session_id,
             "resume_gateway_url": self.gateway_url,
-            "guilds": [],
+            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
             "private_channels": [],
             "relationships": [],
             "application": {"id": str(APP_ID), "flags": 0},
         }
         await ws.send_json({"op": 0, "t": "READY", "s": next(self._seq), "d": ready})
+        for guild in self.guilds.values():
+            threads = [t for t in self.threads.values() if t["guild_id"] == guild["id"]]
+            data = guild | {"threads": [t for t in threads if not t["thread_metadata"]["archived"]]}
+            await ws.send_json({"op": 0, "t": "GUILD_CREATE", "s": next(self._seq), "d": data})
         self._live = ws
         await self._notify()
 
@@ -336,7 +361,12 @@ class DiscordDouble:
                 await ws.send_json({"op": 0, "t": event, "s": seq, "d": data})
 
     def _register_interaction(self, data: JSON) -> None:
-        item = _Interaction(id=int(data["id"]), token=data["token"], dispatched_at=time.monotonic())
+        item = _Interaction(
+            id=int(data["id"]),
+            token=data["token"],
+            dispatched_at=time.monotonic(),
+            channel_id=int(data.get("channel_id") or 6666),
+        )
         self.interactions[item.token] = item
         self._interactions_by_id[item.id] = item
 
@@ -406,6 +436,107 @@ class DiscordDouble:
     def close_dms(self, channel_id: int, *, typing_refused: bool = True) -> None:
         """The user behind DM `channel_id` accepts no DMs from the bot: 403, code 50007."""
         self.closed_dms[channel_id] = typing_refused
+
+    def deny_threads(self, channel_id: int) -> None:
+        """The bot lacks Create Public Threads in `channel_id`: 403, code 50013."""
+        self.no_threads.add(channel_id)
+
+    # ------------------------------------------------------------------ guilds and threads
+
+    def add_guild(
+        self, guild_id: int = 5555, channels: tuple[int, ...] = (6666,),
+        permissions: int = ALL_PERMISSIONS,
+    ) -> None:  # fmt: skip
+        """A guild the next client learns of (READY, then GUILD_CREATE): text channels
+        `channels`, and the bot's permissions there (those of @everyone)."""
+        joined = "2024-01-01T00:00:00+00:00"
+        self.guilds[guild_id] = {
+            "id": str(guild_id),
+            "name": "double guild",
+            "icon": None,
+            "owner_id": "1",
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "features": [],
+            "mfa_level": 0,
+            "system_channel_flags": 0,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "nsfw_level": 0,
+            "premium_progress_bar_enabled": False,
+            "roles": [
+                {
+                    "id": str(guild_id),
+                    "name": "@everyone",
+                    "permissions": str(permissions),
+                    "position": 0,
+                    "color": 0,
+                    "hoist": False,
+                    "managed": False,
+                    "mentionable": False,
+                    "flags": 0,
+                },
+            ],
+            "emojis": [],
+            "stickers": [],
+            "member_count": 2,
+            "large": False,
+            "unavailable": False,
+            "joined_at": joined,
+            "channels": [
+                {
+                    "id": str(c),
+                    "type": 0,
+                    "name": f"channel-{c}",
+                    "position": i,
+                    "permission_overwrites": [],
+                    "nsfw": False,
+                    "parent_id": None,
+                    "guild_id": str(guild_id),
+                    "topic": None,
+                    "last_message_id": None,
+                    "rate_limit_per_user": 0,
+                }
+                for i, c in enumerate(channels)
+            ],
+            "members": [
+                {
+                    "user": BOT_USER,
+                    "roles": [],
+                    "joined_at": joined,
+                    "deaf": False,
+                    "mute": False,
+                    "flags": 0,
+                    "nick": None,
+                    "avatar": None,
+                    "pending": False,
+                },
+            ],
+            "voice_states": [],
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+
+    async def archive_thread(self, thread_id: int) -> None:
+        """Discord archived the thread (inactivity): THREAD_UPDATE with `archived` true."""
+        thread = self.threads[thread_id]
+        thread["thread_metadata"] = thread["thread_metadata"] | {
+            "archived": True, "archive_timestamp": datetime.now(UTC).isoformat()
+        }  # fmt: skip
+        await self.dispatch("THREAD_UPDATE", thread)
+
+    def edits_of(self, message_id: int | str) -> list[Recorded]:
+        """Every accepted request that created or edited message `message_id`, in order."""
+        wanted = str(message_id)
+        return [
+            r for r in self.requests
+            if r.status == 200 and isinstance(r.response, dict)
+            and r.response.get("id") == wanted and r.message is not None
+        ]  # fmt: skip
 
     def _take_fault(self, record: Recorded) -> _Fault | None:
         for fault in self._faults:
@@ -504,9 +635,13 @@ class DiscordDouble:
         payload["channel"]["id"] = message["channel_id"]
         return payload
 
-    def dm_message(self, content: str, *, user_id: int = 4242, channel_id: int = 7777) -> JSON:
+    def dm_message(
+        self, content: str, *, user_id: int = 4242, channel_id: int = 7777,
+        reply_to: JSON | None = None,
+    ) -> JSON:  # fmt: skip
         """MESSAGE_CREATE for a direct message to the bot (no guild_id)."""
-        return self._message(content, user_id=user_id, channel_id=channel_id, guild_id=None)
+        data = self._message(content, user_id=user_id, channel_id=channel_id, guild_id=None)
+        return self._replying(data, reply_to)
 
     def guild_message(
         self,
@@ -516,10 +651,30 @@ class DiscordDouble:
         channel_id: int = 6666,
         guild_id: int = 5555,
         mentions: list[JSON] | None = None,
+        reply_to: JSON | None = None,
     ) -> JSON:
-        return self._message(
+        """MESSAGE_CREATE in a guild channel or thread; `reply_to` (a message as the double
+        returned it) makes it a reply (type 19, `message_reference`)."""
+        data = self._message(
             content, user_id=user_id, channel_id=channel_id, guild_id=guild_id, mentions=mentions
         )
+        return self._replying(data, reply_to)
+
+    @staticmethod
+    def _replying(data: JSON, reply_to: JSON | None) -> JSON:
+        if reply_to is None:
+            return data
+        reference: JSON = {
+            "type": 0,
+            "message_id": reply_to["id"],
+            "channel_id": reply_to["channel_id"],
+            "fail_if_not_exists": False,
+        }
+        if "guild_id" in data:
+            reference["guild_id"] = data["guild_id"]
+        return data | {
+            "type": 19, "message_reference": reference, "referenced_message": reply_to
+        }  # fmt: skip
 
     def _message(
         self,
@@ -563,10 +718,67 @@ class DiscordDouble:
             author=BOT_USER,
         )
         message["embeds"] = body.get("embeds") or []
+        message["components"] = body.get("components") or []
         message["flags"] = int(body.get("flags") or flags)
         message["webhook_id"] = None
         message["application_id"] = str(APP_ID)
+        self.bot_messages[int(message["id"])] = message
         return message
+
+    def _edit(self, message_id: int, body: JSON) -> web.Response:
+        message = self.bot_messages.get(message_id)
+        if message is None:
+            return _error(404, "Unknown Message", 10008)
+        for key in ("content", "embeds", "components"):
+            if key in body:
+                empty: Any = "" if key == "content" else []
+                message[key] = body[key] if body[key] is not None else empty
+        message["edited_timestamp"] = datetime.now(UTC).isoformat()
+        return _json_response(message)
+
+    def _start_thread(self, channel_id: int, message_id: int, body: JSON) -> web.Response:
+        if channel_id in self.no_threads:
+            return _error(*MISSING_PERMISSIONS)
+        message = self.bot_messages.get(message_id)
+        if message is None or int(message["channel_id"]) != channel_id:
+            return _error(404, "Unknown Message", 10008)
+        if message_id in self.threads:
+            return _error(400, "A thread has already been created for this message", 160004)
+        if channel_id in self.threads:
+            return _error(400, "Cannot execute action on this channel type", 50024)
+        name = body.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            return _error(400, "Invalid Form Body (name)", 50035)
+        guild_id = next(
+            (g for g, data in self.guilds.items()
+             if any(int(c["id"]) == channel_id for c in data["channels"])),
+            5555,
+        )  # fmt: skip
+        thread: JSON = {
+            "id": str(message_id),  # as on Discord: a thread from a message takes its id
+            "guild_id": str(guild_id),
+            "parent_id": str(channel_id),
+            "owner_id": str(BOT_USER_ID),
+            "type": 11,
+            "name": name,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": 0,
+            "member_count": 1,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": body.get("auto_archive_duration") or 4320,
+                "archive_timestamp": datetime.now(UTC).isoformat(),
+                "locked": False,
+            },
+        }
+        self.threads[message_id] = thread
+        if self._session_id is not None:
+            asyncio.get_running_loop().create_task(
+                self.dispatch("THREAD_CREATE", thread | {"newly_created": True})
+            )
+        return _json_response(thread, 201)
 
     # ------------------------------------------------------------------ REST
 
@@ -620,7 +832,7 @@ class DiscordDouble:
                 item = self.interactions.get(token)
                 if item is None or not item.acknowledged:
                     return _error(404, "Unknown Webhook", 10015)
-                message = self._bot_message(6666, body)
+                message = self._bot_message(item.channel_id, body)
                 item.followups.append(message)
                 if item.original is None:
                     item.original = message
@@ -630,10 +842,17 @@ class DiscordDouble:
                 if item is None or not item.acknowledged:
                     return _error(404, "Unknown Webhook", 10015)
                 if item.original is None:
-                    item.original = self._bot_message(6666, {})
+                    item.original = self._bot_message(item.channel_id, {})
                 if method == "PATCH":
                     item.original |= {k: v for k, v in body.items() if k in ("content", "embeds")}
                 return _json_response(item.original)
+            case "PATCH", ["webhooks", _app, token, "messages", message_id]:
+                item = self.interactions.get(token)
+                if item is None or not item.acknowledged:
+                    return _error(404, "Unknown Webhook", 10015)
+                if not any(m["id"] == message_id for m in item.followups):
+                    return _error(404, "Unknown Message", 10008)
+                return self._edit(int(message_id), body)
         if not self._authorised(record):
             return _error(401, "401: Unauthorized", 0)
         match method, parts:
@@ -677,6 +896,13 @@ class DiscordDouble:
                 if int(channel_id) in self.closed_dms:
                     return _error(*CANNOT_DM)
                 return _json_response(self._bot_message(channel_id, body))
+            case "PATCH", ["channels", channel_id, "messages", message_id]:
+                message = self.bot_messages.get(int(message_id))
+                if message is None or message["channel_id"] != channel_id:
+                    return _error(404, "Unknown Message", 10008)
+                return self._edit(int(message_id), body)
+            case "POST", ["channels", channel_id, "messages", message_id, "threads"]:
+                return self._start_thread(int(channel_id), int(message_id), body)
             case "POST", ["channels", channel_id, "typing"]:
                 if self.closed_dms.get(int(channel_id)):
                     return _error(*CANNOT_DM)
@@ -729,7 +955,7 @@ class DiscordDouble:
             "resource": {"type": kind},
         }
         if kind in (4, 5):
-            message = self._bot_message(6666, data if kind == 4 else {}, flags)
+            message = self._bot_message(item.channel_id, data if kind == 4 else {}, flags)
             item.original = message
             response["interaction"]["response_message_id"] = message["id"]
             if kind == 4:

@@ -3,7 +3,8 @@
 `LLMDouble` serves `POST /v1/chat/completions` on 127.0.0.1 (a free port) from a background
 thread. Each test scripts its replies (`reply`, `fail`, `garbage`, or a function of the
 request) and reads back what the client sent (`requests`). A reply may be delayed to make
-the client time out; shutting the double down cuts any delay short.
+the client time out; shutting the double down cuts any delay short. `stream` scripts a
+`stream: true` reply (server-sent events, one chunk a piece).
 
     with LLMDouble() as llm:
         llm.reply("Paris is the capital [1].")
@@ -66,6 +67,39 @@ class Reply:
     status: int = 200
     body: Any = None
     delay: float = 0.0
+    content_type: str = "application/json"
+    interval: float = 0.0  # pause between the events of a streamed body (a list of bytes)
+
+
+def sse_events(
+    pieces: list[str], finish_reason: str = "stop", model: str = "double"
+) -> list[bytes]:
+    """The events of a `stream: true` reply, each a bytes object (see `sse`)."""
+    return [
+        f"{line}\n\n".encode()
+        for line in sse(pieces, finish_reason, model).decode().split("\n\n")
+        if line
+    ]
+
+
+def sse(pieces: list[str], finish_reason: str = "stop", model: str = "double") -> bytes:
+    """A `stream: true` reply: one chat.completion.chunk event a piece, then `[DONE]`."""
+
+    def chunk(delta: dict[str, str], finish: str | None) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-double",
+            "object": "chat.completion.chunk",
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+
+    events = [
+        chunk({"role": "assistant", "content": p} if i == 0 else {"content": p}, None)
+        for i, p in enumerate(pieces)
+    ]
+    events.append(chunk({}, finish_reason))
+    body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+    return (": keep-alive\n\n" + body).encode()
 
 
 def completion(content: str | None, finish_reason: str = "stop", model: str = "double") -> dict:
@@ -106,6 +140,14 @@ class LLMDouble:
     ) -> None:
         """Queue a completion whose message content is `content`."""
         self._queue.append(Reply(200, completion(content, finish_reason), delay))
+
+    def stream(
+        self, pieces: list[str], *, finish_reason: str = "stop", interval: float = 0.0
+    ) -> None:
+        """Queue a streamed (SSE) completion whose text arrives in `pieces`, `interval`
+        seconds apart."""
+        events = sse_events(pieces, finish_reason)
+        self._queue.append(Reply(200, events, content_type="text/event-stream", interval=interval))
 
     def fail(self, status: int = 500, body: Any = None) -> None:
         """Queue an HTTP error."""
@@ -193,9 +235,20 @@ class LLMDouble:
             reply = scripted(request) if callable(scripted) else scripted
         if reply.delay and self._stopping.wait(reply.delay):
             return  # shutting down: drop the reply
+        if isinstance(reply.body, list):  # a stream: its events written one at a time
+            handler.send_response(reply.status)
+            handler.send_header("Content-Type", reply.content_type)
+            handler.send_header("Content-Length", str(sum(len(e) for e in reply.body)))
+            handler.end_headers()
+            for i, event in enumerate(reply.body):
+                if i and reply.interval and self._stopping.wait(reply.interval):
+                    return
+                handler.wfile.write(event)
+                handler.wfile.flush()
+            return
         payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
         handler.send_response(reply.status)
-        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Type", reply.content_type)
         handler.send_header("Content-Length", str(len(payload)))
         handler.end_headers()
         handler.wfile.write(payload)

@@ -32,7 +32,9 @@ import yarl
 from discord.ext import commands
 
 from ..feedback import FeedbackStore
+from .conversation_cog import ConversationsCog
 from .qa_cog import QACog
+from .sources_cog import SourcesCog
 from .work import Workers
 
 if TYPE_CHECKING:
@@ -108,6 +110,8 @@ class QABot(commands.Bot):
     async def setup_hook(self) -> None:
         self.qa = QACog(self, self.settings, self.service, self.feedback)
         await self.add_cog(self.qa)
+        await self.add_cog(SourcesCog(self, self.settings, self.service))  # /add, feed refresh
+        await self.add_cog(ConversationsCog(self, self.service))
         await self.sync_commands(force=self.force_sync)
         if self.watch_index:
             self._watcher = asyncio.create_task(self._watch_index(), name="index-watcher")

@@ -1,4 +1,4 @@
-"""The Discord commands: /ask, /sources, /reindex, /help, plain DMs and mentions.
+"""The Discord commands: /ask, /sources, /reindex, /help, plain DMs, mentions and threads.
 
 Every interaction is acknowledged (answered or deferred) before any slow work, which then runs
 in the cog's worker threads (`work.Workers`): a bounded number of answers at a time, so one
@@ -11,6 +11,14 @@ connection and logs what still fails as one line. A message Discord refuses (a D
 closed: 403, code 50007) is never followed by an apology into the same place: Discord counts
 refused requests toward a temporary ban.
 
+Conversations: every question is asked in a conversation (`conversation_map.Route`): the
+DM's, the one a replied-to answer belongs to, the one of the bot's thread it is asked in,
+or a new one, whose answer starts a thread (`DISCORD_THREADS=auto`). Answers come from
+`QAService.answer_stream`: with an LLM the message is edited as the text arrives, at most
+once a second (`streaming.py`), and the last edit is the validated answer; the extractive
+answer is sent at once. The per-user limit is a token bucket (`bot/ratelimit.py`): a burst
+of follow-ups passes, a flood is told once to slow down and then ignored.
+
 Shutdown: `drain` stops new questions (they are told to ask again), lets the ones in flight
 finish up to a deadline and interrupts a running /reindex at once (it can always run again).
 """
@@ -20,11 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import time
-import uuid
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import discord
@@ -47,6 +51,21 @@ from ..formatting import (
     truncate,
 )
 from ..models import Answer
+from ..ratelimit import TokenBucket
+from .conversation_cog import NewTopicButton
+from .conversation_map import (
+    CREATE_PUBLIC_THREADS,
+    SEND_MESSAGES_IN_THREADS,
+    Route,
+    ThreadGate,
+    archive_minutes,
+    dm_conversation,
+    new_conversation,
+    thread_name,
+)
+from .delivery import NO_MENTIONS, RETRY_DELAYS, apology, deliver, new_error_id
+from .delivery import error_line as _one_line
+from .streaming import LiveText, partial_embed, pump
 from .work import CANCEL_GRACE_SECONDS, DrainReport, InFlight, Workers
 
 if TYPE_CHECKING:
@@ -57,13 +76,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+__all__ = ["NO_MENTIONS", "RETRY_DELAYS", "QACog", "apology", "deliver", "new_error_id"]
 
-NO_MENTIONS = discord.AllowedMentions.none()
 PROGRESS_EDIT_SECONDS = 2.0  # edits of the /reindex message, at most one per this interval
 FEEDBACK_TIMEOUT_SECONDS = 15 * 60.0
 AUTOCOMPLETE_SECONDS = 2.0  # Discord drops autocomplete answers after 3 s
-RETRY_DELAYS = (1.0, 3.0)  # before re-sending after a dropped connection or a lasting 5xx
 REINDEX_BUSY = "A rebuild is already running."
 REINDEX_REFUSED = (
     "Only server managers (Manage Server permission) and the bot's admins can rebuild the index."
@@ -74,76 +91,12 @@ REINDEX_INTERRUPTED = (
 RESTARTING = "The bot is restarting; please ask again in a minute."
 ABANDONED = "Sorry, the bot had to restart before it could answer; please ask again."
 THANKS = "Thanks for the feedback."
-
-
-def new_error_id() -> str:
-    """A short id to quote in an apology and find in the log."""
-    return uuid.uuid4().hex[:8]
-
-
-def apology(error_id: str) -> str:
-    return f"Sorry, something went wrong (error id {error_id})."
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-async def deliver(what: str, send: Callable[[], Awaitable[T]]) -> T | None:
-    """`send()`, or None (and one log line) when Discord cannot be given the message.
-
-    discord.py retries 429s (after `retry_after`) and 5xx itself; a dropped connection, a
-    timeout or a 5xx it gave up on are tried again here after `RETRY_DELAYS`. Any other refusal
-    (403, 404, 400) is final: sending again, or an apology to the same place, would only be
-    refused too.
-    """
-    for delay in (*RETRY_DELAYS, None):
-        try:
-            return await send()
-        except (aiohttp.ClientConnectionError, TimeoutError, discord.DiscordServerError) as exc:
-            if delay is None:
-                log.warning("could not deliver %s: %s", what, _one_line(exc))
-                return None
-            log.info(
-                "delivering %s failed (%s); trying again in %.0f s", what, _one_line(exc), delay
-            )
-            await asyncio.sleep(delay)
-        except discord.HTTPException as exc:
-            level = logging.ERROR if exc.status == 400 else logging.WARNING  # 400: our payload
-            log.log(level, "could not deliver %s: %s", what, _one_line(exc))
-            return None
-    return None  # not reached: the last delay is None
-
-
-class Cooldown:
-    """One question per `seconds` per user; `seconds` is read on every check (0 disables)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._last: dict[int, float] = {}
-
-    def retry_after(self, user_id: int, now: float | None = None) -> float:
-        """Seconds until `user_id` may ask again; 0 when they may ask now."""
-        if self.seconds <= 0:
-            return 0.0
-        now = time.monotonic() if now is None else now
-        last = self._last.get(user_id)
-        if last is None:
-            return 0.0
-        return max(0.0, last + self.seconds - now)
-
-    def consume(self, user_id: int, now: float | None = None) -> None:
-        if self.seconds <= 0:
-            return
-        now = time.monotonic() if now is None else now
-        self._last[user_id] = now
-        if len(self._last) > 10_000:  # forget users whose cooldown is long over
-            horizon = now - self.seconds
-            self._last = {u: t for u, t in self._last.items() if t > horizon}
-
-    @staticmethod
-    def message(retry_after: float) -> str:
-        return f"You're asking too fast — try again in {max(1, math.ceil(retry_after))} s."
+FOLLOW_UPS_HELP = (
+    'Ask a follow-up ("why?", "when was that?") and I keep the conversation in mind: in '
+    "the thread I start under an answer in a server (no mention needed there), by replying "
+    "to one of my answers, or in DMs within a while of your last question. "
+    "**New topic** under a DM answer or `/forget` starts afresh."
+)
 
 
 # ---------------------------------------------------------------------------- feedback view
@@ -285,6 +238,62 @@ def rebuild_summary(report: RebuildReport) -> str:
 # ---------------------------------------------------------------------------- the cog
 
 
+class _Target(Protocol):
+    """Where an answer is delivered: a reply to a message, or an interaction's follow-up."""
+
+    async def send(self, **kwargs: Any) -> discord.Message | None: ...
+    async def edit(self, message: discord.Message, **kwargs: Any) -> None: ...
+    async def error(self, text: str) -> None: ...
+
+
+class _MessageTarget:
+    def __init__(self, cog: QACog, message: discord.Message) -> None:
+        self.cog = cog
+        self.message = message
+
+    async def send(self, **kwargs: Any) -> discord.Message | None:
+        return await self.cog._reply(self.message, **kwargs)
+
+    async def edit(self, message: discord.Message, **kwargs: Any) -> None:
+        await deliver(
+            f"an edit of message {message.id} in {_where(self.message)}",
+            lambda: message.edit(allowed_mentions=NO_MENTIONS, **kwargs),
+        )
+
+    async def error(self, text: str) -> None:
+        await self.cog._reply(self.message, content=text)
+
+
+class _InteractionTarget:
+    def __init__(self, interaction: discord.Interaction, *, ephemeral: bool) -> None:
+        self.interaction = interaction
+        self.ephemeral = ephemeral
+
+    async def send(self, **kwargs: Any) -> discord.Message | None:
+        interaction = self.interaction
+        return await deliver(
+            f"the answer for interaction {interaction.id}",
+            lambda: interaction.followup.send(
+                wait=True, ephemeral=self.ephemeral, allowed_mentions=NO_MENTIONS, **kwargs
+            ),
+        )
+
+    async def edit(self, message: discord.Message, **kwargs: Any) -> None:
+        await deliver(
+            f"an edit of the answer for interaction {self.interaction.id}",
+            lambda: message.edit(allowed_mentions=NO_MENTIONS, **kwargs),
+        )
+
+    async def error(self, text: str) -> None:
+        interaction = self.interaction
+        await deliver(
+            f"an error message for interaction {interaction.id}",
+            lambda: interaction.followup.send(
+                content=text, ephemeral=True, allowed_mentions=NO_MENTIONS
+            ),
+        )
+
+
 class QACog(commands.Cog, name="Questions"):
     """Questions about the articles, answered with numbered sources."""
 
@@ -299,7 +308,8 @@ class QACog(commands.Cog, name="Questions"):
         self.settings = settings
         self.service = service
         self.feedback = feedback or FeedbackStore(settings.feedback_db)
-        self.cooldown = Cooldown(settings.discord_cooldown_seconds)
+        self.cooldown = TokenBucket(settings.discord_cooldown_seconds, settings.discord_burst)
+        self.threads = ThreadGate()
         self.inflight = InFlight()
         self.answer_workers = Workers("answer", settings.discord_answer_workers)
         self.workers = Workers("discord-io")  # quick reads and writes: articles, feedback
@@ -323,27 +333,149 @@ class QACog(commands.Cog, name="Questions"):
 
     # ------------------------------------------------------------------ shared answering
 
-    async def _answer(self, question: str) -> Answer:
-        return await self.answer_workers.run(self.service.answer, question)
-
-    def _feedback_view(self, answer: Answer) -> FeedbackView:
-        return FeedbackView(
+    def _answer_view(self, answer: Answer, route: Route | None) -> FeedbackView:
+        view = FeedbackView(
             self.feedback, answer, self.service.index_version(), workers=self.workers
         )
+        if route is not None and route.dm:
+            view.add_item(NewTopicButton())
+        return view
 
-    def _admission(self, user_id: int, question: str) -> str | None:
-        """Why this question is refused right now (restart, cooldown, bad question), else None."""
+    def _admission(self, user_id: int, question: str) -> tuple[str, bool] | None:
+        """Why this question is refused right now (restart, rate limit, bad question), and
+        whether to say so (a user past the rate limit is told once), else None."""
         if self.inflight.stopping:
-            return RESTARTING
+            return RESTARTING, True
         wait = self.cooldown.retry_after(user_id)
         if wait > 0:
-            return Cooldown.message(wait)
+            return TokenBucket.message(wait), self.cooldown.should_warn(user_id)
         try:
             self.service.clean(question)
         except BadQuestion as exc:
-            return str(exc)
+            return str(exc), True
         self.cooldown.consume(user_id)
         return None
+
+    async def _respond(self, question: str, route: Route | None, target: _Target) -> None:
+        """Answer `question` at `target`: streamed when an LLM writes it, else at once.
+
+        The first message of the answer is linked to its conversation (and starts a thread
+        when the route says so) as soon as it exists; with an LLM its text is edited in at
+        most once per second, and the last edit carries the validated answer.
+        """
+        cid = route.conversation if route is not None else None
+        sent: discord.Message | None = None
+        if route is not None and route.in_thread is not None:  # before any answer is seen
+            await self.workers.run(
+                self.service.conversations.link_message, str(route.in_thread), route.conversation
+            )
+
+        refused = False  # Discord would not take the first message: never ask again
+
+        async def send_first(**kwargs: Any) -> None:
+            nonlocal sent, refused
+            sent = await target.send(**kwargs)
+            refused = sent is None
+            if sent is not None and route is not None:
+                await self._place(sent, route, question)
+
+        async def show(text: str) -> None:
+            embed = partial_embed(question, text)
+            if sent is None and not refused:
+                await send_first(embed=embed)
+            elif sent is not None:
+                await target.edit(sent, embed=embed)
+
+        live: LiveText | None = None
+        answer: Answer | None = None
+        try:
+            async for item in pump(
+                self.answer_workers, lambda: self.service.answer_stream(question, cid)
+            ):
+                if isinstance(item, Answer):
+                    answer = item
+                elif item:
+                    if live is None:
+                        live = LiveText(show)
+                    live.append(item)
+            if answer is None:
+                raise RuntimeError("the answer stream ended without an answer")
+        except SAFE_ERRORS as exc:
+            if live is not None:
+                await live.finish()
+            if sent is not None:
+                await target.edit(sent, content=str(exc), embed=None)
+            elif not refused:
+                await target.error(str(exc))
+            return
+        except BaseException:
+            if live is not None:
+                await live.abandon()
+            raise
+        final: dict[str, Any] = {
+            "embed": answer_embed(answer),
+            "view": self._answer_view(answer, route),
+        }
+        if live is not None:
+            await live.finish()
+        if sent is not None:
+            await target.edit(sent, **final)
+        elif not refused:
+            await send_first(**final)
+
+    async def _place(self, sent: discord.Message, route: Route, question: str) -> None:
+        """Link a new answer message to its conversation; start its thread if due."""
+        conversations = self.service.conversations
+        await self.workers.run(conversations.link_message, str(sent.id), route.conversation)
+        if route.start_thread:
+            thread_id = await self._start_thread(sent.channel.id, sent.id, question)
+            if thread_id is not None:
+                await self.workers.run(
+                    conversations.link_message, str(thread_id), route.conversation
+                )
+
+    async def _start_thread(self, channel_id: int, message_id: int, question: str) -> int | None:
+        """A thread started from the answer, named after the question; None when refused."""
+        if not self.threads.allowed(channel_id):
+            return None
+        try:
+            data = await self.bot.http.start_thread_with_message(
+                channel_id,
+                message_id,
+                name=thread_name(question),
+                auto_archive_duration=archive_minutes(  # type: ignore[arg-type]
+                    self.settings.conversation_idle_minutes
+                ),
+                reason="follow-up questions about an answer",
+            )
+        except discord.Forbidden as exc:
+            self.threads.refuse(channel_id, f"missing permission: {_one_line(exc)}")
+            return None
+        except discord.HTTPException as exc:
+            self.threads.refuse(channel_id, _one_line(exc))
+            return None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("could not start a thread in channel %s: %s", channel_id, _one_line(exc))
+            return None
+        return int(data["id"])
+
+    def _threads_wanted(self, channel_id: int, permissions: discord.Permissions | None) -> bool:
+        """Whether an answer in this channel should start a thread (and may, as far as known)."""
+        if self.settings.discord_threads != "auto":
+            return False
+        if permissions is not None:
+            needed = discord.Permissions(CREATE_PUBLIC_THREADS | SEND_MESSAGES_IN_THREADS)
+            if not needed.is_subset(permissions):
+                self.threads.refuse(
+                    channel_id, "missing permission: Create Public Threads / Send Messages in "
+                    "Threads",
+                )  # fmt: skip
+                return False
+        return self.threads.allowed(channel_id)
+
+    async def _linked(self, snowflake: int) -> str | None:
+        """The live conversation a bot message (or a thread started from one) belongs to."""
+        return await self.workers.run(self.service.conversations.for_message, str(snowflake))
 
     async def _refuse(self, interaction: discord.Interaction, text: str) -> None:
         """Answer the interaction at once, privately, with `text`."""
@@ -379,6 +511,28 @@ class QACog(commands.Cog, name="Questions"):
 
     # ------------------------------------------------------------------ /ask
 
+    async def _interaction_route(
+        self, interaction: discord.Interaction, *, ephemeral: bool
+    ) -> Route | None:
+        """The conversation of an /ask: the DM's, the bot's thread's, or a new one (None:
+        a private answer in a server, which nobody can reply to)."""
+        channel = interaction.channel
+        channel_id = interaction.channel_id
+        if channel_id is None:
+            return None
+        if interaction.guild_id is None:
+            if isinstance(channel, discord.DMChannel):
+                return Route(dm_conversation(channel_id), dm=True)
+            return Route(new_conversation(interaction.id))
+        if ephemeral:
+            return None
+        cid = await self._linked(channel_id)
+        if cid is not None:
+            return Route(cid, in_thread=channel_id)
+        threadable = isinstance(channel, discord.TextChannel)  # text and announcement channels
+        start = threadable and self._threads_wanted(channel_id, interaction.app_permissions)
+        return Route(new_conversation(interaction.id), start_thread=start)
+
     @app_commands.command(name="ask")
     @app_commands.describe(
         question="Your question about the articles",
@@ -393,35 +547,25 @@ class QACog(commands.Cog, name="Questions"):
         with self.inflight.track():
             refusal = self._admission(interaction.user.id, question)
             if refusal is not None:
-                await self._refuse(interaction, refusal)
+                await self._refuse(interaction, refusal[0])
                 return
             ephemeral = self.settings.discord_private_by_default if private is None else private
             if not await self._defer(interaction, ephemeral=ephemeral):
                 return
             try:
-                answer = await self._answer(question)
+                route = await self._interaction_route(interaction, ephemeral=ephemeral)
+                await self._respond(
+                    question, route, _InteractionTarget(interaction, ephemeral=ephemeral)
+                )
             except asyncio.CancelledError:
                 await self._tell_abandoned(interaction)
                 raise
-            except SAFE_ERRORS as exc:
-                await self._followup(
-                    interaction, "an error message", content=str(exc), ephemeral=True
-                )
-                return
             except Exception:
                 error_id = new_error_id()
                 log.exception("error id %s: /ask failed for question %r", error_id, question)
                 await self._followup(
                     interaction, "an apology", content=apology(error_id), ephemeral=True
                 )
-                return
-            await self._followup(
-                interaction,
-                "the answer",
-                embed=answer_embed(answer),
-                view=self._feedback_view(answer),
-                ephemeral=ephemeral,
-            )
 
     # ------------------------------------------------------------------ /sources
 
@@ -577,6 +721,13 @@ class QACog(commands.Cog, name="Questions"):
                 cooldown_seconds=self.settings.discord_cooldown_seconds,
                 answer_mentions=self.settings.discord_answer_mentions,
             )
+            embed.add_field(name="Follow-up questions", value=FOLLOW_UPS_HELP, inline=False)
+            seconds = self.settings.discord_cooldown_seconds
+            if seconds > 0:
+                embed.set_footer(
+                    text=f"Up to {self.settings.discord_burst} questions in a row, then one "
+                    f"every {seconds:g} s per person."
+                )
             await deliver(
                 f"help for interaction {interaction.id}",
                 lambda: interaction.response.send_message(
@@ -586,28 +737,74 @@ class QACog(commands.Cog, name="Questions"):
 
     # ------------------------------------------------------------------ DMs and mentions
 
+    async def _message_route(
+        self, message: discord.Message, me: discord.ClientUser
+    ) -> Route | None:
+        """The conversation a message continues or starts; None when it is not for the bot.
+
+        In order: a reply to one of the bot's answers continues that answer's conversation;
+        a DM continues the DM's; a message in a thread linked to a live conversation
+        continues it; a mention starts a new conversation (and, in a text channel, a
+        thread from the answer).
+        """
+        dm = _is_dm(message)
+        channel = message.channel
+        own_thread = isinstance(channel, discord.Thread) and channel.owner_id == me.id
+        in_thread = channel.id if own_thread else None
+        reference = message.reference
+        if reference is not None and reference.message_id is not None:
+            cid = await self._linked(reference.message_id)
+            if cid is not None:
+                return Route(cid, dm=dm)
+            replied = reference.resolved
+            if not dm and isinstance(replied, discord.Message) and replied.author.id == me.id:
+                return Route(new_conversation(message.id), in_thread=in_thread)
+        if dm:
+            return Route(dm_conversation(channel.id), dm=True)
+        cid = await self._linked(channel.id)
+        if cid is not None:
+            return Route(cid, in_thread=channel.id)
+        mentioned = any(u.id == me.id for u in message.mentions)
+        if not (self.settings.discord_answer_mentions and mentioned):
+            return None
+        start = False
+        if isinstance(channel, discord.TextChannel):
+            member = channel.guild.me
+            start = self._threads_wanted(
+                channel.id, channel.permissions_for(member) if member is not None else None
+            )
+        elif isinstance(channel, discord.PartialMessageable):  # not cached: try and see
+            start = self._threads_wanted(channel.id, None)
+        return Route(new_conversation(message.id), start_thread=start, in_thread=in_thread)
+
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
         if me is None or message.author.bot or message.author.id == me.id:
             return
-        if not _is_dm(message) and not (
-            self.settings.discord_answer_mentions and any(u.id == me.id for u in message.mentions)
-        ):
-            return
+        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return  # thread created, pins, joins: nothing to answer
         with self.inflight.track():
+            route = await self._message_route(message, me)
+            if route is None:
+                return
+            log.debug("message %s in %s belongs to %s", message.id, _where(message), route)
             question = strip_mention(message.content, me.id)
+            if not question and route.in_thread is not None and not route.dm:
+                return  # a picture or a sticker in the bot's thread is not a question
             try:
-                await self._answer_message(message, question)
+                await self._answer_message(message, question, route)
             except Exception:  # a bug past our own handling: the traceback goes to the log
                 error_id = new_error_id()
                 log.exception("error id %s: answering message %s failed", error_id, message.id)
                 await self._reply(message, content=apology(error_id))
 
-    async def _answer_message(self, message: discord.Message, question: str) -> None:
+    async def _answer_message(self, message: discord.Message, question: str, route: Route) -> None:
         refusal = self._admission(message.author.id, question)
         if refusal is not None:
-            await self._reply(message, content=refusal)
+            text, tell = refusal
+            if tell:
+                await self._reply(message, content=text)
             return
         try:
             async with contextlib.AsyncExitStack() as typing:
@@ -621,17 +818,13 @@ class QACog(commands.Cog, name="Questions"):
                     return
                 except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
                     log.info("no typing indicator in %s: %s", _where(message), _one_line(exc))
-                answer = await self._answer(question)
+                await self._respond(question, route, _MessageTarget(self, message))
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
                     self._send(message, content=ABANDONED), CANCEL_GRACE_SECONDS / 2
                 )
             raise
-        except SAFE_ERRORS as exc:
-            await self._reply(message, content=str(exc))
-            return
-        await self._reply(message, embed=answer_embed(answer), view=self._feedback_view(answer))
 
     async def _send(self, message: discord.Message, **kwargs: Any) -> discord.Message:
         if not _is_dm(message):

@@ -55,8 +55,13 @@ def test_ask_json_cites_cut_it_out_verbatim(seed_index: Path) -> None:
     proc = run_bot("ask", "--index", str(seed_index), "--json", "what did Obama say to Putin?")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert set(data) == {"question", "answer", "found", "citations"}
+    assert set(data) == {"question", "answer", "found", "citations", "retrieved"}
     assert data["found"] is True
+    top = data["retrieved"][0]
+    assert set(top) == {"rank", "score", "chunk_id", "article_id", "title", "source", "start",
+                        "end"}  # fmt: skip
+    assert [r["rank"] for r in data["retrieved"]] == list(range(1, len(data["retrieved"]) + 1))
+    assert data["citations"][0]["chunk_id"] in {r["chunk_id"] for r in data["retrieved"]}
     assert "cut it out" in data["answer"]
     first = data["citations"][0]
     assert set(first) >= {"n", "article_id", "title", "source", "chunk_id", "start", "end",
@@ -111,12 +116,48 @@ def test_ask_batch_one_json_object_a_line(seed_index: Path, tmp_path: Path) -> N
     # A line that cannot be answered (too long, not UTF-8) is an object with its error; every
     # other line is answered, in order, and the batch itself succeeds.
     assert proc.returncode == 0, proc.stderr
+    # One output line per input line: the blank one is an error too, never a silent skip.
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert len(rows) == 5, proc.stdout
-    assert [r["found"] for r in rows[:2]] == [True, False]
-    assert "error" in rows[2] and "found" not in rows[2]
-    assert rows[3] == {"question": None, "line": 5, "error": "line 5 is not valid UTF-8"}
-    assert rows[4]["found"] is True and "cut it out" in rows[4]["answer"]
+    assert len(rows) == 6, proc.stdout
+    assert rows[0]["found"] is True and rows[2]["found"] is False
+    assert rows[1] == {"question": None, "line": 2, "error": "line 2 is blank"}
+    assert "error" in rows[3] and "found" not in rows[3]
+    assert rows[4] == {"question": None, "line": 5, "error": "line 5 is not valid UTF-8"}
+    assert rows[5]["found"] is True and "cut it out" in rows[5]["answer"]
+
+
+def test_ask_batch_conversations_in_file_order(seed_index: Path, tmp_path: Path) -> None:
+    """JSON lines with one conversation id are one conversation; plain lines stand alone."""
+    lines = [
+        json.dumps({"question": "what did Obama say to Putin?", "conversation": "a"}),
+        json.dumps({"question": "when was that?", "conversation": "b"}),  # b knows nothing
+        json.dumps({"question": "what did the Kremlin say about it?", "conversation": "a"}),
+        "when was that?",
+        json.dumps({"question": "when was that?", "conversation": "a"}),
+        '{"question": "unclosed',
+        json.dumps({"conversation": "a"}),
+        json.dumps({"question": "", "conversation": "a"}),
+        json.dumps(["not", "an", "object"]),
+    ]
+    batch = tmp_path / "conv.jsonl"
+    batch.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    proc = run_bot("ask", "--index", str(seed_index), "--batch", str(batch), "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(rows) == len(lines), proc.stdout
+    a1, b1, a2, alone, a3, unclosed, no_question, empty, array = rows
+    assert a1["conversation"] == "a" and a1["found"] and "cut it out" in a1["answer"]
+    assert b1["conversation"] == "b" and not b1["found"]
+    assert a2["found"] and "Kremlin" in a2["answer"]
+    assert "conversation" not in alone and not alone["found"]
+    assert a3["conversation"] == "a" and a3["found"] and "September" in a3["answer"]
+    for row in (a1, a2, a3):
+        assert {c["article_id"] for c in row["citations"]} == {"000_39a60bc8d7f6d11b.txt"}
+        assert row["retrieved"] and row["retrieved"][0]["rank"] == 1
+    for row in (unclosed, no_question, array):
+        assert set(row) == {"question", "line", "error"} and row["question"] is None
+    assert unclosed["line"] == 6 and "not valid JSON" in unclosed["error"]
+    assert empty["conversation"] == "a" and "error" in empty and "found" not in empty
 
 
 def test_ask_without_index_is_one_line(tmp_path: Path) -> None:

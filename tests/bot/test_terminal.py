@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,13 +27,26 @@ class ServiceDouble:
     `test_real_service_over_hostile_articles` and in test_ask.py.
     """
 
-    def __init__(self, make: Callable[[str], Answer] | None = None) -> None:
+    def __init__(
+        self,
+        make: Callable[[str], Answer] | None = None,
+        pieces: Callable[[str], list[str]] | None = None,
+    ) -> None:
         self.asked: list[str] = []
+        self.conversation_ids: list[str | None] = []
         self.make = make or (lambda q: Answer(question=q, text=f"answer to {q}", found=False))
+        self.pieces = pieces or (lambda q: [])
+        self.conversations = self
+        self.forgotten: list[str] = []
 
-    def answer(self, question: str) -> Answer:
+    def answer_stream(self, question: str, conversation: str | None = None) -> Iterator[object]:
         self.asked.append(question)
-        return self.make(question)
+        self.conversation_ids.append(conversation)
+        yield from self.pieces(question)
+        yield self.make(question)
+
+    def forget(self, conversation: str) -> None:
+        self.forgotten.append(conversation)
 
 
 def run(lines: str, service: ServiceDouble) -> tuple[int, str]:
@@ -62,11 +75,39 @@ def test_a_question_that_merely_contains_quit_is_answered() -> None:
 
 def test_slash_words_are_commands_not_questions() -> None:
     service = ServiceDouble()
-    answered, out = run("/help\n/new\n/NoSuch\n/etc/passwd, what is it?\n", service)
+    answered, out = run("/help\n/NoSuch\n/etc/passwd, what is it?\n", service)
     assert service.asked == ["/etc/passwd, what is it?"]  # a path in a question is a question
     assert answered == 1
-    assert "Commands:" in out
-    assert "Unknown command /new." in out and "Unknown command /NoSuch." in out
+    assert "Commands:" in out and "/new" in out
+    assert "Unknown command /NoSuch." in out
+
+
+def test_one_conversation_per_chat_and_new_starts_afresh() -> None:
+    service = ServiceDouble()
+    answered, out = run("who?\nwhy?\n/new\nwhen?\n", service)
+    assert answered == 3 and service.asked == ["who?", "why?", "when?"]
+    first, second, third = service.conversation_ids
+    assert first and first == second and third and third != first
+    assert service.forgotten == [first]
+    assert "new conversation" in out
+
+
+def test_streamed_text_is_printed_then_the_checked_answer() -> None:
+    checked = Answer(question="q?", text="Checked words [1].", found=True, answerer="llm")
+    service = ServiceDouble(lambda q: checked, lambda q: ["Streamed ", "\x1b[2Jwords [1]."])
+    answered, out = run("q?\n", service)
+    assert answered == 1
+    assert "Streamed words [1]." in out and "\x1b" not in out
+    assert out.index("Streamed") < out.index("Checked words [1].")
+    assert "could not be checked" not in out
+
+
+def test_streamed_text_that_failed_validation_is_said_so() -> None:
+    fallback = Answer(question="q?", text="Quoted sentence [1].", found=True)
+    service = ServiceDouble(lambda q: fallback, lambda q: ["Unsupported ", "claim [1]."])
+    _, out = run("q?\n", service)
+    assert out.index("Unsupported claim") < out.index("could not be checked")
+    assert out.index("could not be checked") < out.index("Quoted sentence [1].")
 
 
 def test_end_of_input_ends_cleanly() -> None:

@@ -512,7 +512,7 @@ def test_hidden_and_unsupported_files_are_ignored_silently(tmp_path: Path) -> No
     write(tmp_path, ".hidden.txt", b"\x00 would be skipped if read")
     write(tmp_path, ".git/objects/a.txt", "Not an article\nbody")
     write(tmp_path, "sub/.cache/b.md", "# Nope")
-    write(tmp_path, "notes.pdf", b"%PDF-1.4\x00\x00")
+    write(tmp_path, "notes.docx", b"PK\x03\x04\x00\x00")
     write(tmp_path, "README", "no suffix")
     write(tmp_path, "image.png", b"\x89PNG\x00")
 
@@ -592,7 +592,7 @@ def test_load_file_ignores_unsupported_types(tmp_path: Path) -> None:
 
 
 def test_supported_suffixes() -> None:
-    expected = {".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl"}
+    expected = {".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl", ".pdf"}
     assert expected == SUPPORTED_SUFFIXES
 
 

@@ -1,0 +1,256 @@
+"""Follow-up questions: a conversation's search stays on its topic, may leave it, and still
+abstains when the articles do not say (written articles, the seed, the LLM double)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from llm_double import LLMDouble
+
+from bot.conversations import Turn
+from bot.extractive import NOT_FOUND_TEXT
+from bot.followups import changes_topic, context_of
+from bot.models import Answer
+from bot.service import QAService
+from bot.settings import Settings
+from index.models import Hit
+from index.rebuild import rebuild
+from index.settings import IndexSettings
+
+SEED_ID = "000_39a60bc8d7f6d11b.txt"
+
+HARBOUR = """Harbour engineer warns the old seawall will not survive another winter
+
+Mara Lindqvist, the chief engineer of the Port Selwyn harbour authority, told the town \
+council on Tuesday that the old seawall along the fishing quay would not survive another \
+winter of storms.
+
+"The concrete has been eaten away from the inside by salt water, and every storm takes \
+another metre of it," Lindqvist said. She said inspectors had found cracks running the \
+full height of the wall in four places.
+
+The reason, she explained, is that the wall was built in 1962 without the steel \
+reinforcement that modern sea defences use, so the waves have been working on bare \
+concrete for sixty years.
+
+Lindqvist asked the council for 3.1 million pounds to rebuild the wall before October. \
+The council will vote on the request next month.
+
+Fishing crews who moor at the quay have started moving their boats to the marina on the \
+other side of the bay while the work is planned.
+"""
+
+BAKERY = """Baker blames the drought for the rising price of bread in Ellerby
+
+Tomas Okafor, who has run the Ellerby Street bakery for twenty years, said on Friday that \
+he would raise the price of a loaf to 2.40 pounds next week.
+
+"Flour has gone up by a third since the summer, because the drought cut the wheat harvest \
+across the whole region," Okafor said. He added that he had held his prices for as long \
+as he could.
+
+Okafor said the bakery would keep selling day-old bread at half price to anyone who asks, \
+a tradition his mother started when she opened the shop in 1987.
+
+Customers queued around the corner on Saturday morning to buy bread before the new price \
+takes effect.
+"""
+
+# Other news of the same towns, so that words have the rarity they would in a real index.
+OTHERS = {
+    "library.txt": """Ellerby library to open on Sundays from March
+
+The Ellerby public library will open on Sunday afternoons from the first week of March, \
+the county council said. The extra hours are paid for by a grant from a local charity. \
+Volunteers will run a reading club for children on Sunday mornings.
+""",
+    "cycling.txt": """Record field for the Port Selwyn coastal cycle race
+
+More than four hundred riders have entered this year's coastal cycle race, the largest \
+field in its history. The route follows the cliff road for forty kilometres before \
+finishing on the promenade. Organisers said the road will be closed to traffic all \
+morning.
+""",
+    "ferry.txt": """Winter ferry timetable cuts the late crossing
+
+The ferry company will drop the last evening crossing between Port Selwyn and the island \
+from November to February. A spokesperson said too few passengers used it in winter. \
+Islanders have started a petition asking for the crossing to be kept on Fridays.
+""",
+    "concert.txt": """School orchestra raises money for new instruments
+
+The Ellerby high school orchestra raised 5,200 pounds at its spring concert, which will \
+buy two cellos and a set of timpani. The music teacher thanked the parents who baked \
+cakes for the interval and the town band, which lent its hall for rehearsals.
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def two_articles_index(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:
+    root = tmp_path_factory.mktemp("followups")
+    articles = root / "articles"
+    articles.mkdir()
+    (articles / "harbour.txt").write_text(HARBOUR, encoding="utf-8")
+    (articles / "bakery.txt").write_text(BAKERY, encoding="utf-8")
+    for name, text in OTHERS.items():
+        (articles / name).write_text(text, encoding="utf-8")
+    rebuild(IndexSettings(articles_dir=articles, index_dir=root / "index"), lambda: embedder)
+    return root / "index"
+
+
+@pytest.fixture
+def service(two_articles_index: Path, embedder) -> QAService:
+    return QAService(Settings(index_dir=two_articles_index), embedder=embedder)
+
+
+def cited_articles(answer: Answer) -> set[str]:
+    return {c.article_id for c in answer.citations}
+
+
+def test_an_elliptical_follow_up_stays_on_the_conversations_article(service: QAService) -> None:
+    first = service.answer("What did Lindqvist tell the council?", conversation="c1")
+    assert first.found and cited_articles(first) == {"harbour.txt"}
+    why = service.answer("Why?", conversation="c1")
+    assert why.found, why.text
+    assert cited_articles(why) == {"harbour.txt"}
+    assert why.retrieved[0].article_id == "harbour.txt"
+    # Something more, not the sentence just quoted.
+    assert first.citations[0].quote not in why.text
+    # Asked alone, "why?" names nothing and the bot declines.
+    assert not service.answer("Why?").found
+
+
+def test_a_pronoun_follow_up_is_read_in_the_conversation(service: QAService) -> None:
+    service.answer("What price will Okafor charge for a loaf?", conversation="c2")
+    follow = service.answer("When did his mother open it?", conversation="c2")
+    assert follow.found and cited_articles(follow) == {"bakery.txt"}
+    assert "1987" in follow.text
+
+
+def test_a_question_naming_the_other_article_leaves_the_conversation(service: QAService) -> None:
+    service.answer("What did Lindqvist tell the council?", conversation="c3")
+    switched = service.answer("Why did the price of flour go up?", conversation="c3")
+    assert switched.found and cited_articles(switched) == {"bakery.txt"}
+    assert "drought" in switched.text
+    assert switched.retrieved[0].article_id == "bakery.txt"
+
+
+def test_an_off_topic_follow_up_still_abstains(service: QAService) -> None:
+    service.answer("What did Lindqvist tell the council?", conversation="c4")
+    off = service.answer("What is the capital of Peru?", conversation="c4")
+    assert not off.found and off.text == NOT_FOUND_TEXT
+    again = service.answer("Who won the football league in 1998?", conversation="c4")
+    assert not again.found
+
+
+def test_turns_are_recorded_with_what_was_cited(service: QAService) -> None:
+    answer = service.answer("What did Lindqvist tell the council?", conversation="c5")
+    (turn,) = service.conversations.history("c5")
+    assert turn.question == answer.question and turn.answer_text == answer.text
+    assert turn.article_ids == ("harbour.txt",)
+    assert set(turn.cited_chunk_ids) == {c.chunk_id for c in answer.citations}
+    service.answer("hi", conversation="c5")  # small talk is not a turn
+    assert len(service.conversations.history("c5")) == 1
+    service.answer("What did Lindqvist tell the council?")  # standalone: not recorded
+    assert len(service.conversations.history("c5")) == 1
+
+
+def test_a_topic_change_needs_new_names_found_elsewhere() -> None:
+    history = [Turn("What did Lindqvist say?", "The wall will fail.", (), ("harbour.txt",), 0.0)]
+    context = context_of(history)
+
+    def hit(article: str, text: str) -> Hit:
+        return Hit(1, 1.0, f"{article}#0", article, "", article, 0, len(text), text)
+
+    bakery = [hit("bakery.txt", "Okafor said flour went up.")]
+    harbour = [hit("harbour.txt", "Lindqvist said the wall will fail.")]
+    idf = {"okafor": 3.0, "flour": 2.0, "about": 0.5}
+    q = "What did Okafor say about flour?"
+    top = 5.0  # the idf of a word the index never saw
+    assert changes_topic(q, context, bakery, idf, top)
+    assert not changes_topic("Why?", context, bakery, idf, top)
+    assert not changes_topic(q, context, harbour, idf, top)  # found in the conversation
+    # Common words new to the conversation ("children", "flour" in a big index) stay.
+    assert not changes_topic(q, context, bakery, {"okafor": 2.0, "flour": 2.0, "about": 0.5}, top)
+
+
+def test_canary_as_a_conversation_over_the_seed(seed_index: Path, embedder) -> None:
+    service = QAService(Settings(index_dir=seed_index), embedder=embedder)
+    for question, expected in (
+        ("what did Obama say to Putin?", "cut it out"),
+        ("what did the Kremlin say about it?", "Kremlin"),
+        ("when was that?", "September"),
+    ):
+        answer = service.answer(question, conversation="canary")
+        assert answer.found, (question, answer.text)
+        assert answer.citations and {c.article_id for c in answer.citations} == {SEED_ID}
+        assert expected in answer.text, (question, answer.text)
+
+
+# ---------------------------------------------------------------- LLM: history and streaming
+
+
+def llm_service(index: Path, embedder, llm: LLMDouble) -> QAService:
+    settings = Settings(index_dir=index, llm_base_url=llm.base_url, llm_model="test-model")
+    return QAService(settings, embedder=embedder)
+
+
+def test_the_llm_gets_the_conversation_with_the_passages(
+    two_articles_index: Path, embedder
+) -> None:
+    with LLMDouble() as llm:
+        service = llm_service(two_articles_index, embedder, llm)
+        llm.respond(lambda r: _cite_first_sentence(r))
+        service.answer("What did Lindqvist tell the council?", conversation="l1")
+        llm.respond(lambda r: _cite_first_sentence(r))
+        answer = service.answer("Why?", conversation="l1")
+    assert answer.answerer == "llm" and cited_articles(answer) == {"harbour.txt"}
+    first, second = (r.user_message for r in llm.requests)
+    assert "<conversation>" not in first
+    assert "<conversation>" in second and "Q: What did Lindqvist tell the council?" in second
+    assert second.index("</passage>") < second.index("<conversation>") < second.index("Why?")
+
+
+def test_streaming_yields_pieces_then_the_validated_answer(
+    two_articles_index: Path, embedder
+) -> None:
+    with LLMDouble() as llm:
+        service = llm_service(two_articles_index, embedder, llm)
+        sentence = "Flour has gone up by a third since the summer"
+        llm.stream(["Flour has gone ", "up by a third ", "since the summer [1]."])
+        items = list(
+            service.answer_stream("Why did Okafor raise the price of bread?", conversation="s")
+        )
+    *pieces, final = items
+    assert all(isinstance(p, str) for p in pieces) and len(pieces) == 3
+    assert "".join(pieces) == f"{sentence} [1]."
+    assert isinstance(final, Answer) and final.answerer == "llm" and final.found
+    assert final.text.startswith(sentence)
+    assert llm.requests[0].body["stream"] is True
+    assert len(service.conversations.history("s")) == 1
+
+
+def test_a_streamed_answer_that_fails_validation_falls_back_to_the_extract(
+    two_articles_index: Path, embedder
+) -> None:
+    with LLMDouble() as llm:
+        service = llm_service(two_articles_index, embedder, llm)
+        llm.stream(["The mayor ", "resigned in disgrace ", "over the bread scandal [1]."])
+        *pieces, final = list(service.answer_stream("Why did Okafor raise the price of bread?"))
+    assert pieces  # it streamed, and the words were not supported
+    assert isinstance(final, Answer) and final.answerer == "extractive" and final.found
+    assert "Okafor" in final.text and "mayor" not in final.text
+
+
+def test_without_an_llm_the_stream_is_only_the_answer(service: QAService) -> None:
+    items = list(service.answer_stream("Why did the price of flour go up?"))
+    assert len(items) == 1 and isinstance(items[0], Answer) and items[0].found
+
+
+def _cite_first_sentence(request) -> object:
+    from llm_double import Reply, completion
+
+    first = request.passage(1).split(". ")[0].rstrip(".")
+    return Reply(200, completion(f"{first} [1]."))
