@@ -48,9 +48,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 APP_ID = 1100000000000000001
 BOT_USER_ID = APP_ID  # like Discord: a bot's user id equals its application id
@@ -998,3 +1002,20 @@ def embed_text(body: JSON) -> str:
         for f in e.get("fields") or []:
             parts += [f["name"], f["value"]]
     return "\n".join(parts)
+
+
+def bot_settings(double: DiscordDouble, data: Path, **overrides: Any) -> Settings:
+    """Settings of a bot that talks to `double`, with its databases under `data`: the one
+    factory every Discord test file builds its bots from (pass articles_dir, index_dir)."""
+    from bot.settings import Settings
+
+    values: dict[str, Any] = {
+        "feedback_db": data / "feedback.sqlite",
+        "conversations_db": data / "conversations.sqlite",
+        "discord_token": "x",
+        "discord_api_base_url": double.base_url,
+        "discord_gateway_url": double.gateway_url,
+        "discord_cooldown_seconds": 0,
+        "index_poll_seconds": 1.0,
+    }
+    return Settings(**(values | overrides))

@@ -26,6 +26,7 @@ from discord_double import (
     CREATE_PUBLIC_THREADS,
     DiscordDouble,
     Recorded,
+    bot_settings,
     is_callback,
     is_followup,
 )
@@ -101,19 +102,10 @@ def library(tmp_path_factory: pytest.TempPathFactory, embedder, seeds_dir: Path)
 
 @pytest.fixture
 def make_settings(tmp_path: Path, library: Path, double: DiscordDouble) -> Callable[..., Settings]:
+    paths = {"articles_dir": library / "articles", "index_dir": library / "index"}
+
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "articles_dir": library / "articles",
-            "index_dir": library / "index",
-            "feedback_db": tmp_path / "data" / "feedback.sqlite",
-            "conversations_db": tmp_path / "data" / "conversations.sqlite",
-            "discord_token": "x",
-            "discord_api_base_url": double.base_url,
-            "discord_gateway_url": double.gateway_url,
-            "discord_cooldown_seconds": 0,
-            "index_poll_seconds": 1.0,
-        }
-        return Settings(**(values | overrides))
+        return bot_settings(double, tmp_path / "data", **(paths | overrides))
 
     return make
 

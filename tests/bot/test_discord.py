@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from discord_double import APP_ID, BOT_USER_ID, DiscordDouble, Recorded
+from discord_double import APP_ID, BOT_USER_ID, DiscordDouble, Recorded, bot_settings
 from discord_markdown import rendered
 
 from bot.feedback import export_feedback
@@ -68,17 +68,11 @@ def make_settings(
     tmp_path: Path, seed_index: Path, seeds_dir: Path, double: DiscordDouble
 ) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "index_dir": seed_index,
-            "articles_dir": seeds_dir,
-            "feedback_db": tmp_path / "data" / "feedback.sqlite",
-            "discord_token": "x",
-            "discord_api_base_url": double.base_url,
-            "discord_gateway_url": double.gateway_url,
-            "discord_cooldown_seconds": 0,
-            "index_poll_seconds": 1.0,
-        }
-        return Settings(**(values | overrides))
+        return bot_settings(
+            double,
+            tmp_path / "data",
+            **({"articles_dir": seeds_dir, "index_dir": seed_index} | overrides),
+        )
 
     return make
 

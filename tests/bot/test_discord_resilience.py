@@ -33,6 +33,7 @@ from discord_double import (
     APP_ID,
     DiscordDouble,
     Recorded,
+    bot_settings,
     embed_text,
     is_callback,
     is_channel_message,
@@ -104,17 +105,11 @@ def make_settings(
     tmp_path: Path, lanterns: tuple[Path, Path], double: DiscordDouble
 ) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "articles_dir": lanterns[0],
-            "index_dir": lanterns[1],
-            "feedback_db": tmp_path / "data" / "feedback.sqlite",
-            "discord_token": "x",
-            "discord_api_base_url": double.base_url,
-            "discord_gateway_url": double.gateway_url,
-            "discord_cooldown_seconds": 0,
-            "index_poll_seconds": 1.0,
-        }
-        return Settings(**(values | overrides))
+        return bot_settings(
+            double,
+            tmp_path / "data",
+            **({"articles_dir": lanterns[0], "index_dir": lanterns[1]} | overrides),
+        )
 
     return make
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from discord_double import APP_ID, DiscordDouble, Recorded
+from discord_double import APP_ID, DiscordDouble, Recorded, bot_settings
 from web_double import WebDouble, page
 
 from bot.service import QAService
@@ -74,17 +74,11 @@ def make_settings(tmp_path: Path, double: DiscordDouble, embedder) -> Callable[.
         values: dict[str, Any] = {
             "articles_dir": articles,
             "index_dir": tmp_path / "index",
-            "feedback_db": tmp_path / "data" / "feedback.sqlite",
-            "discord_token": "x",
-            "discord_api_base_url": double.base_url,
-            "discord_gateway_url": double.gateway_url,
-            "discord_cooldown_seconds": 0,
             "discord_admin_user_ids": [ADMIN],
-            "index_poll_seconds": 1.0,
             "fetch_allow_private": True,
             "fetch_timeout_seconds": 2.0,
         }
-        return Settings(**(values | overrides))
+        return bot_settings(double, tmp_path / "data", **(values | overrides))
 
     return make
 
