@@ -45,7 +45,7 @@ import contextlib
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1019,3 +1019,19 @@ def bot_settings(double: DiscordDouble, data: Path, **overrides: Any) -> Setting
         "index_poll_seconds": 1.0,
     }
     return Settings(**(values | overrides))
+
+
+@contextlib.asynccontextmanager
+async def connected(double: DiscordDouble, bot: Any) -> AsyncIterator[Any]:
+    """`bot` (a discord.py client made in this event loop) logged in to `double` until the
+    block ends; then closed, and every message it sent checked for mentions left enabled."""
+    async with bot:
+        runner = asyncio.create_task(bot.start("x"))
+        try:
+            await asyncio.wait_for(bot.wait_until_ready(), 15)
+            yield bot
+        finally:
+            await bot.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(runner, 10)
+    assert double.messages_without_safe_mentions() == []

@@ -27,6 +27,7 @@ from discord_double import (
     DiscordDouble,
     Recorded,
     bot_settings,
+    connected,
     is_callback,
     is_followup,
 )
@@ -131,16 +132,8 @@ async def running_bot(
         double.add_guild(**guild)
     configure_endpoints(settings)
     bot = QABot(settings, QAService(settings, embedder=embedder), watch_index=False)
-    async with bot:
-        runner = asyncio.create_task(bot.start("x"))
-        try:
-            await asyncio.wait_for(bot.wait_until_ready(), 15)
-            yield bot
-        finally:
-            await bot.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(runner, 10)
-    assert double.messages_without_safe_mentions() == []
+    async with connected(double, bot):
+        yield bot
 
 
 def posted_in(channel_id: int | str) -> Callable[[Recorded], bool]:

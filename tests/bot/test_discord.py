@@ -22,7 +22,14 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from discord_double import APP_ID, BOT_USER_ID, DiscordDouble, Recorded, bot_settings
+from discord_double import (
+    APP_ID,
+    BOT_USER_ID,
+    DiscordDouble,
+    Recorded,
+    bot_settings,
+    connected,
+)
 from discord_markdown import rendered
 
 from bot.feedback import export_feedback
@@ -99,16 +106,8 @@ async def running_bot(
     double.reset()
     configure_endpoints(settings)
     bot = QABot(settings, service)
-    async with bot:
-        runner = asyncio.create_task(bot.start("x"))
-        try:
-            await asyncio.wait_for(bot.wait_until_ready(), 15)
-            yield bot
-        finally:
-            await bot.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(runner, 10)
-    assert double.messages_without_safe_mentions() == []
+    async with connected(double, bot):
+        yield bot
 
 
 async def ask(

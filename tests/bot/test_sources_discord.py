@@ -6,7 +6,6 @@ because these settings allow private addresses; the refusal test turns that off.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from discord_double import APP_ID, DiscordDouble, Recorded, bot_settings
+from discord_double import APP_ID, DiscordDouble, Recorded, bot_settings, connected
 from web_double import WebDouble, page
 
 from bot.service import QAService
@@ -88,16 +87,8 @@ async def running_bot(double: DiscordDouble, settings: Settings, embedder) -> As
     double.reset()
     configure_endpoints(settings)
     bot = QABot(settings, QAService(settings, embedder=embedder))
-    async with bot:
-        runner = asyncio.create_task(bot.start("x"))
-        try:
-            await asyncio.wait_for(bot.wait_until_ready(), 15)
-            yield bot
-        finally:
-            await bot.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(runner, 10)
-    assert double.messages_without_safe_mentions() == []
+    async with connected(double, bot):
+        yield bot
 
 
 def callback_of(payload: dict[str, Any]) -> Callable[[Recorded], bool]:
