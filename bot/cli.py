@@ -6,6 +6,7 @@ Flags and `--json` shapes here are contracts that scripts and outside checks rel
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import io
 import json
@@ -103,8 +104,20 @@ def run_cmd() -> None:
     """Run the Discord bot, or the terminal chat when no DISCORD_TOKEN is set."""
     settings = bot_settings()
     service = QAService(settings)
+    loading = None
     if current_version_name(settings.index_dir):  # else the first-run build loads it
-        preload(service.embedder)  # the model loads while the index opens, not at a question
+        loading = preload(service.embedder)  # the model loads while the index opens
+    try:
+        _run(settings, service)
+    finally:
+        if loading is not None:
+            # A model still loading in a daemon thread when the interpreter exits (a refused
+            # token, a quick "quit") aborts the process ("terminate called without an active
+            # exception"): let the load finish first.
+            concurrent.futures.wait([loading], timeout=120)
+
+
+def _run(settings: Settings, service: QAService) -> None:
     if settings.discord_token is None or not settings.discord_token.get_secret_value():
         click.echo("No DISCORD_TOKEN set: starting the terminal chat instead.", err=True)
         ensure_index(service)
