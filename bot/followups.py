@@ -1,15 +1,23 @@
 """How a follow-up question's search carries the conversation it belongs to.
 
 Asked alone, "why?" or "did they have any children?" names nothing: the search needs what
-the conversation is about. Three signals are fused, each measured on QuAC's human
-follow-ups (`benchmarks/quac_conversations.py`):
+the conversation is about. The signals fused, each measured on QuAC's human follow-ups
+(`benchmarks/quac_conversations.py`):
 
 * the follow-up asked alone: what it names itself, so a question about something new is
   free to leave the conversation;
 * the follow-up expanded with the conversation's recent questions (the subject a pronoun
   or an elided subject stands for);
+* each recent question asked alone again: a conversation is about one thing, so the
+  article every question of it matches beats the one a single question matches best
+  (one long concatenated query lets one question's words drown the others');
 * the articles the conversation's answers came from, as a prior on their passages (half
   as much for a turn the bot declined: its closest source is only a guess).
+
+They are summed per article, not per passage: two searches rarely return the very same
+passage span, and the question is which article the conversation is about. Passages then
+follow their article's score, a second passage of one article placed below the first by a
+multiple of the gap between them, so five passages are not five views of one article.
 
 A follow-up whose new words are rare in the index (a name, a specific thing), carry most of
 its weight and are found by its own search outside the conversation's articles has changed
@@ -55,6 +63,7 @@ class FollowupWeights:
     turns: int = 2  # earlier questions carried into the expanded search, latest first
     own: float = 1.0  # weight of the follow-up's own search score
     expanded: float = 1.0  # weight of the expanded search score
+    each: float = 1.0  # weight of each recent question's own search, asked again
     prior: float = 0.15  # added to passages of the articles the last answer cited
     older_prior: float = 0.5  # share of the prior for articles cited by earlier turns only
     depth: int = 20  # passages fetched per search before fusing
@@ -63,6 +72,7 @@ class FollowupWeights:
     rare: float = 0.55  # share of the highest idf above which a word is rare (a name...)
     declined_prior: float = 0.5  # share of the prior for a declined turn's closest article
     skip_quoted: int = 1  # 1: sentences the conversation already quoted are not quoted again
+    spread: float = 3.0  # how far below its article's best passage another passage falls
 
 
 DEFAULT_WEIGHTS = FollowupWeights()
@@ -192,29 +202,46 @@ def fuse(
     weights: FollowupWeights = DEFAULT_WEIGHTS,
     *,
     switched: bool = False,
+    earlier: Sequence[Sequence[Hit]] = (),
 ) -> list[Hit]:
-    """One ranking from the two searches and the conversation's articles.
+    """One ranking from the searches and the conversation's articles.
 
-    A passage missing from one list gets that list's lowest score (it ranked below all of
-    them there). After a topic change the follow-up's own ranking is kept as it is.
+    `earlier` holds the searches of the conversation's recent questions asked alone. An
+    article missing from a list gets that list's lowest score (it ranked below all of them
+    there). After a topic change the follow-up's own ranking is kept as it is.
     """
     if switched or not expanded_hits:
         return list(own_hits[:k])
-    floor_own = min((h.score for h in own_hits), default=0.0)
-    floor_exp = min((h.score for h in expanded_hits), default=0.0)
-    own_by = {h.chunk_id: h for h in own_hits}
-    exp_by = {h.chunk_id: h for h in expanded_hits}
+    lists = [(weights.own, own_hits), (weights.expanded, expanded_hits)]
+    lists += [(weights.each, hits) for hits in earlier if hits]
+    best: list[tuple[float, dict[str, float], float]] = []
+    for weight, hits in lists:
+        by_article: dict[str, float] = {}
+        for h in hits:
+            by_article[h.article_id] = max(h.score, by_article.get(h.article_id, h.score))
+        best.append((weight, by_article, min(by_article.values(), default=0.0)))
+    articles = {a for _, by_article, _ in best for a in by_article}
+    article_score = {
+        a: sum(w * by_article.get(a, floor) for w, by_article, floor in best)
+        + weights.prior * context.articles.get(a, 0.0)
+        for a in articles
+    }
+    # Within an article, passages keep the order of the follow-up's own and expanded
+    # searches (the earlier questions chose the article, not the passage).
+    passage = _passage_scores(own_hits, expanded_hits, weights)
+    top_passage: dict[str, float] = {}
+    for hit, score in passage.values():
+        top_passage[hit.article_id] = max(score, top_passage.get(hit.article_id, score))
     scored: list[tuple[float, Hit]] = []
-    for cid in dict.fromkeys([*exp_by, *own_by]):
-        o, e = own_by.get(cid), exp_by.get(cid)
-        hit = e if e is not None else o
-        assert hit is not None
-        score = (
-            weights.own * (o.score if o is not None else floor_own)
-            + weights.expanded * (e.score if e is not None else floor_exp)
-            + weights.prior * context.articles.get(hit.article_id, 0.0)
-        )
-        scored.append((score, hit))
+    for hit, score in passage.values():
+        below = top_passage[hit.article_id] - score
+        scored.append((article_score[hit.article_id] - weights.spread * below, hit))
+    for (_, hits), (_, by_article, _) in zip(lists[2:], best[2:], strict=True):
+        # an article only the earlier questions found: its passages in their order
+        for h in hits:
+            if h.article_id not in top_passage:
+                below = by_article[h.article_id] - h.score
+                scored.append((article_score[h.article_id] - weights.spread * below, h))
     scored.sort(key=lambda p: -p[0])
     out: list[Hit] = []
     for score, hit in scored:
@@ -223,6 +250,27 @@ def fuse(
         out.append(replace(hit, rank=len(out) + 1, score=score))
         if len(out) == k:
             break
+    return out
+
+
+def _passage_scores(
+    own_hits: Sequence[Hit], expanded_hits: Sequence[Hit], weights: FollowupWeights
+) -> dict[str, tuple[Hit, float]]:
+    """Each passage's blend of the own and expanded scores, a missing one at its list's floor."""
+    floor_own = min((h.score for h in own_hits), default=0.0)
+    floor_exp = min((h.score for h in expanded_hits), default=0.0)
+    own_by = {h.chunk_id: h for h in own_hits}
+    exp_by = {h.chunk_id: h for h in expanded_hits}
+    out: dict[str, tuple[Hit, float]] = {}
+    for cid in dict.fromkeys([*exp_by, *own_by]):
+        o, e = own_by.get(cid), exp_by.get(cid)
+        hit = e if e is not None else o
+        assert hit is not None
+        out[cid] = (
+            hit,
+            weights.own * (o.score if o is not None else floor_own)
+            + weights.expanded * (e.score if e is not None else floor_exp),
+        )
     return out
 
 
@@ -338,13 +386,13 @@ def contextual_search(
             searcher.term_weights(question), weights,
         )  # fmt: skip
     depth = max(k, weights.depth)
-    own_hits, expanded_hits = searcher.search_batch(
-        [question, expanded_query(question, context)], depth
+    own_hits, expanded_hits, *earlier = searcher.search_batch(
+        [question, expanded_query(question, context), *context.questions], depth
     )
     idf = searcher.term_weights(question)
     max_idf = math.log(1 + (searcher.stored.size + 0.5) / 0.5)  # BM25 idf of an unseen word
     switched = changes_topic(question, context, own_hits, idf, max_idf, weights)
-    hits = fuse(own_hits, expanded_hits, context, k, weights, switched=switched)
+    hits = fuse(own_hits, expanded_hits, context, k, weights, switched=switched, earlier=earlier)
     ranking = answering_question(question, context, switched=switched)
     return Found(
         question, ranking, hits, switched, context, answerer, searcher.embedder,

@@ -191,7 +191,13 @@ def _continues(prev: str, line: str, width: int | None, kind: str) -> bool:
     if kind == "item" and line[:1] in " \t":
         return True  # an indented continuation of a list item
     if not _ENDS_SENTENCE.search(prev.rstrip()):
-        return width is not None or line.lstrip()[:1].islower()
+        first = line.lstrip()[:1]
+        if width is not None or first.islower():
+            return True
+        # Two wrapped lines give no width to measure; a line of wrapping length that stops
+        # mid-sentence before a number ("...and cost\n14 million pounds") runs on, where a
+        # short title line before a capitalised standfirst does not.
+        return first.isdigit() and len(prev.rstrip()) >= _WRAP_MIN
     if width is None:
         return False
     return len(prev.rstrip()) + 1 + len(line.split(maxsplit=1)[0]) > width

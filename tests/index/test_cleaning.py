@@ -163,6 +163,18 @@ def test_one_paragraph_a_line_dumps_keep_lines_apart():
     ]
 
 
+def test_a_paragraph_wrapped_once_before_a_number_is_one_sentence():
+    # Two lines give no wrapping width to measure; a long line stopping mid-sentence
+    # before a number runs on, while a short title before a number stays apart.
+    wrapped = (
+        "The harbour at Port Ellery reopened on Saturday after a rebuild that took two years "
+        "and cost\n14 million pounds, the town council said."
+    )
+    assert _texts(wrapped, sentence_spans(wrapped)) == [wrapped]
+    titled = "Results of the regatta\n14 boats finished the course. Two did not."
+    assert _texts(titled, sentence_spans(titled))[0] == "Results of the regatta"
+
+
 def test_markdown_headings_code_and_tables_are_never_answers(tmp_path: Path, embedder):
     (tmp_path / "cites.md").write_text(MARKDOWN, encoding="utf-8")
     [article], _ = load_file(tmp_path / "cites.md", tmp_path)
