@@ -64,7 +64,7 @@ class FollowupWeights:
     own: float = 1.0  # weight of the follow-up's own search score
     expanded: float = 1.0  # weight of the expanded search score
     each: float = 1.0  # weight of each recent question's own search, asked again
-    prior: float = 0.15  # added to passages of the articles the last answer cited
+    prior: float = 0.05  # added to passages of the articles the last answer cited
     older_prior: float = 0.5  # share of the prior for articles cited by earlier turns only
     depth: int = 20  # passages fetched per search before fusing
     new_term_share: float = 0.5  # idf share of the question's terms new to the conversation
@@ -77,6 +77,7 @@ class FollowupWeights:
 
 DEFAULT_WEIGHTS = FollowupWeights()
 DECLINED = frozenset({NOT_FOUND_TEXT, NO_ARTICLES_TEXT})
+_WORD = re.compile(r"[^\W_][\w'’-]*")
 MIN_QUOTE_CHARS = 25  # shorter pieces of an answer are not worth matching
 # Where an answer's quotes break: citation markers and the ellipses of a trimmed quote.
 _QUOTE_BREAK = re.compile(r"\[\d+\]|…|\.\.\.")
@@ -163,6 +164,17 @@ def new_terms(question: str, context: Context) -> list[str]:
     return [t for t in dict.fromkeys(query_terms(question)) if t not in context.text_terms]
 
 
+def named_terms(question: str) -> set[str]:
+    """Terms of the words the question capitalises past its first word: the names in it.
+
+    In a small collection even "happen" or "hobbies" is rare, and QuAC's follow-ups ("what
+    happens next?", "does he have any hobbies?") stay on topic: what leaves a conversation
+    is a new name ("what did Okafor say about flour?"), not a new common word.
+    """
+    words = _WORD.findall(question)[1:]
+    return set(document_terms(" ".join(w for w in words if w[:1].isupper())))
+
+
 def changes_topic(
     question: str,
     context: Context,
@@ -175,7 +187,7 @@ def changes_topic(
 
     New common words do not leave ("did they have any children?" asks a new thing of the
     same subject, and other articles mention children too): the conversation is left when
-    words rare in the index (names, specific things), new to the conversation, carry most
+    names rare in the index, new to the conversation, carry most
     of the question's weight, and the follow-up's own best passage holds them and is not
     from an article the conversation's answers came from.
     """
@@ -183,7 +195,12 @@ def changes_topic(
     if not own or not own_hits:
         return False
     weight = {t: idf.get(t, max_idf) for t in own}
-    rare = [t for t in new_terms(question, context) if weight[t] >= weights.rare * max_idf]
+    names = named_terms(question)
+    rare = [
+        t
+        for t in new_terms(question, context)
+        if weight[t] >= weights.rare * max_idf and t in names
+    ]
     rare_weight = sum(weight[t] for t in rare)
     if not rare or rare_weight < weights.new_term_share * sum(weight.values()):
         return False

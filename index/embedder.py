@@ -107,6 +107,9 @@ class Embedder(Protocol):
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+QUERY_BATCH = 64  # questions embedded at once
+
+
 def document_input(title: str, text: str) -> str:
     """The string embedded for a chunk: the title gives short passages their context."""
     return f"{title}\n{text}" if title else text
@@ -267,7 +270,9 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encode_documents(texts, batch_size=max(1, len(texts)))
+        # One batch for the few questions of a turn; bounded for a long `ask --batch`,
+        # where one batch would pad every text to the longest and hold it all in memory.
+        return self.encode_documents(texts, batch_size=max(1, min(len(texts), QUERY_BATCH)))
 
 
 def _offline() -> None:
@@ -380,7 +385,9 @@ class OnnxEmbedder:
         return out
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encode_documents(texts, batch_size=max(1, len(texts)))
+        # One batch for the few questions of a turn; bounded for a long `ask --batch`,
+        # where one batch would pad every text to the longest and hold it all in memory.
+        return self.encode_documents(texts, batch_size=max(1, min(len(texts), QUERY_BATCH)))
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         encodings = self._encoder.encode_batch(texts)

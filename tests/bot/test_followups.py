@@ -10,7 +10,7 @@ from llm_double import LLMDouble
 
 from bot.conversations import Turn
 from bot.extractive import NOT_FOUND_TEXT
-from bot.followups import changes_topic, context_of
+from bot.followups import changes_topic, context_of, named_terms
 from bot.models import Answer
 from bot.service import QAService
 from bot.settings import Settings
@@ -174,6 +174,20 @@ def test_a_topic_change_needs_new_names_found_elsewhere() -> None:
     assert not changes_topic(q, context, harbour, idf, top)  # found in the conversation
     # Common words new to the conversation ("children", "flour" in a big index) stay.
     assert not changes_topic(q, context, bakery, {"okafor": 2.0, "flour": 2.0, "about": 0.5}, top)
+
+
+def test_only_new_names_leave_even_where_every_word_is_rare() -> None:
+    # In a small collection "hobbies" is as rare as a name; QuAC's "does he have any
+    # hobbies?" stays on its subject, "what did Okafor say?" does not.
+    history = [Turn("Is he married?", "He married in 1990.", (), ("harbour.txt",), 0.0)]
+    context = context_of(history)
+    text = "Okafor said his hobbies are sailing and flour milling."
+    elsewhere = [Hit(1, 1.0, "bakery.txt#0", "bakery.txt", "", "bakery.txt", 0, len(text), text)]
+    idf = {"hobbi": 5.0, "okafor": 5.0, "say": 0.5}
+    assert named_terms("What did Okafor say?") == {"okafor"}
+    assert named_terms("does he have any hobbies?") == set()
+    assert not changes_topic("Does he have any hobbies?", context, elsewhere, idf, 5.0)
+    assert changes_topic("What did Okafor say?", context, elsewhere, idf, 5.0)
 
 
 def test_canary_as_a_conversation_over_the_seed(seed_index: Path, embedder) -> None:
