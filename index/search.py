@@ -24,6 +24,10 @@ sentences leave the chunker's overlap empty), so:
 
 `passages="chunks"` returns bare chunks, ranked as before shaping existed (the benchmark's
 reference).
+
+Where candidates come from is pluggable (`Retriever`): by default the FAISS and BM25 indexes
+of a `StoredIndex`, scored here; a store that searches by itself (`index.milvus_store`, hybrid
+search inside Milvus) is its own retriever. Shaping is the same for every store.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -40,7 +44,7 @@ from .embedder import Embedder
 from .lexical import query_terms
 from .models import Hit, chunk_id
 from .sentences import sentences
-from .store import StoredIndex
+from .store import ArticleDetails, StoredArticle, StoredIndex
 
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
@@ -58,12 +62,118 @@ UNIT_CACHE = 20_000
 _WORD = re.compile(r"(?u)\b\w\w+\b")  # words as bm25s tokenises them
 
 
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """One query's candidate chunk rows with their scores, in any order.
+
+    `scores` ranks them (higher is better); `dense` and `lexical` are each candidate's cosine
+    and BM25 score where the retriever knows them (None where it does not).
+    """
+
+    rows: np.ndarray
+    scores: np.ndarray
+    dense: np.ndarray | None
+    lexical: np.ndarray | None
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """Where a searcher's candidates come from."""
+
+    def candidates(
+        self,
+        queries: Sequence[str],
+        qvecs: np.ndarray | None,
+        depth: int,
+        mode: Mode,
+        dense_weight: float,
+    ) -> list[Candidates | None]:
+        """Up to `depth` candidates per query (None: nothing matched); qvecs unless lexical."""
+        ...
+
+    def idf(self, terms: Sequence[str]) -> dict[str, float]:
+        """BM25 idf of each term over the chunks."""
+        ...
+
+
+class IndexReader(Protocol):
+    """What searching and answering read from a published index, whichever store holds it.
+
+    Chunk rows are integers whose neighbours (row +- 1) are the article's previous and next
+    chunks; a row that does not exist is simply absent from `chunk_rows`.
+    """
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    def check_embedder(self, embedder: Any) -> None: ...
+    def article_text(self, article_id: str) -> str | None: ...
+    def chunk_rows(self, rows: Sequence[int]) -> dict[int, dict[str, Any]]: ...
+    def article_details(self, article_ids: Sequence[str]) -> dict[str, ArticleDetails]: ...
+    def articles(self) -> list[StoredArticle]: ...
+    def close(self) -> None: ...
+
+
+class DenseLexical:
+    """Candidates from a FAISS `StoredIndex`: FAISS and BM25 tops, scored exactly, blended.
+
+    Every candidate from either side gets both signals exactly (cosine from the stored
+    vectors, BM25 from the per-query score array), blended by `fuse`.
+    """
+
+    def __init__(self, stored: StoredIndex) -> None:
+        self.stored = stored
+
+    def idf(self, terms: Sequence[str]) -> dict[str, float]:
+        lexical = self.stored.lexical
+        return lexical.idf(terms) if lexical is not None else {}
+
+    def candidates(
+        self,
+        queries: Sequence[str],
+        qvecs: np.ndarray | None,
+        depth: int,
+        mode: Mode,
+        dense_weight: float,
+    ) -> list[Candidates | None]:
+        n = self.stored.size
+        dense_ids: np.ndarray | None = None
+        if qvecs is not None:
+            _, dense_ids = self.stored.dense_search(qvecs, depth)
+        out: list[Candidates | None] = []
+        for qi, query in enumerate(queries):
+            lex = (
+                self.stored.lexical.scores(query)
+                if mode != "dense" and self.stored.lexical
+                else None
+            )
+            found: set[int] = set()
+            if dense_ids is not None:
+                found.update(int(i) for i in dense_ids[qi] if i >= 0)
+            if lex is not None:
+                top = np.argpartition(-lex, min(depth, n) - 1)[:depth]
+                found.update(int(i) for i in top if lex[i] > 0)
+            if not found:
+                out.append(None)
+                continue
+            rows = np.fromiter(sorted(found), dtype=np.int64)
+            dense = (
+                np.asarray(self.stored.vectors[rows] @ qvecs[qi], dtype=np.float32)
+                if qvecs is not None
+                else None
+            )
+            lexical = lex[rows] if lex is not None else None
+            out.append(Candidates(rows, fuse(mode, dense, lexical, dense_weight), dense, lexical))
+        return out
+
+
 class Searcher:
     """A published index plus the embedder that can query it."""
 
     def __init__(
         self,
-        stored: StoredIndex,
+        stored: IndexReader,
         embedder: Embedder,
         dense_weight: float = 0.5,
         passages: Passages = "shaped",
@@ -72,6 +182,9 @@ class Searcher:
         if passages not in PASSAGES:
             raise ValueError(f"unknown passages {passages!r}: expected one of {PASSAGES}")
         self.stored = stored
+        self.retriever: Retriever = (
+            stored if isinstance(stored, Retriever) else DenseLexical(stored)  # type: ignore[arg-type]
+        )
         self.embedder = embedder
         self.dense_weight = dense_weight
         self.passages = passages
@@ -79,6 +192,9 @@ class Searcher:
         self._article_text = functools.lru_cache(maxsize=ARTICLE_CACHE)(stored.article_text)
         self._article_shingles = functools.lru_cache(maxsize=ARTICLE_CACHE)(
             lambda article_id: _shingles(self._article_text(article_id) or "")
+        )
+        self._article_words = functools.lru_cache(maxsize=ARTICLE_CACHE)(
+            lambda article_id: set(_WORD.findall((self._article_text(article_id) or "").lower()))
         )
         self._unit_cache: dict[int, tuple[list[tuple[int, int]], tuple[int, int]]] = {}
 
@@ -88,8 +204,7 @@ class Searcher:
 
     def term_weights(self, query: str) -> dict[str, float]:
         """idf of the query's content terms in this index (empty without a lexical index)."""
-        lexical = self.stored.lexical
-        return lexical.idf(query_terms(query)) if lexical is not None else {}
+        return self.retriever.idf(query_terms(query))
 
     def search(self, query: str, k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
         return self.search_batch([query], k, mode)[0]
@@ -106,33 +221,14 @@ class Searcher:
             return [[] for _ in queries]
         depth = min(n, max(MIN_CANDIDATES, 4 * k))
         qvecs = self.embedder.encode_queries(list(queries)) if mode != "lexical" else None
-        dense_ids: np.ndarray | None = None
-        if qvecs is not None:
-            _, dense_ids = self.stored.dense.search(qvecs, depth)
+        found = self.retriever.candidates(queries, qvecs, depth, mode, self.dense_weight)
         results: list[list[Hit]] = []
-        for qi, query in enumerate(queries):
-            lex = (
-                self.stored.lexical.scores(query)
-                if mode != "dense" and self.stored.lexical
-                else None
-            )
-            candidates: set[int] = set()
-            if dense_ids is not None:
-                candidates.update(int(i) for i in dense_ids[qi] if i >= 0)
-            if lex is not None:
-                top = np.argpartition(-lex, min(depth, n) - 1)[:depth]
-                candidates.update(int(i) for i in top if lex[i] > 0)
-            if not candidates:
+        for candidates in found:
+            if candidates is None or not len(candidates.rows):
                 results.append([])
                 continue
-            rows = np.fromiter(sorted(candidates), dtype=np.int64)
-            dense = (
-                np.asarray(self.stored.vectors[rows] @ qvecs[qi], dtype=np.float32)
-                if qvecs is not None
-                else None
-            )
-            lexical = lex[rows] if lex is not None else None
-            scores = fuse(mode, dense, lexical, self.dense_weight)
+            rows, scores = candidates.rows, candidates.scores
+            dense, lexical = candidates.dense, candidates.lexical
             order = np.argsort(-scores, kind="stable")
             if self.passages == "chunks":
                 results.append(self._hits(rows[order], scores[order], dense, lexical, order, k))
@@ -187,8 +283,7 @@ class Searcher:
         """The top k passages: chunks widened, runs of chunks merged, duplicates collapsed."""
         top = order[: max(4 * k, 20)]
         top_rows = [int(rows[i]) for i in top]
-        n = self.stored.size
-        near = {r + d for r in top_rows for d in (-1, 1) if 0 <= r + d < n}
+        near = {r + d for r in top_rows for d in (-1, 1) if r + d >= 0}
         meta = self.stored.chunk_rows(sorted(set(top_rows) | near))
         kept: list[Hit] = []
         for i, row in zip(top.tolist(), top_rows, strict=True):
@@ -236,13 +331,21 @@ class Searcher:
         mine = _shingles(passage)
         if not mine:
             return None
+        need = DUPLICATE_SHARE * len(mine)
+        words = {w for shingle in mine for w in shingle}
         seen: set[str] = set()
         for j, h in enumerate(kept):
             if h.article_id == article_id or h.article_id in seen:
                 continue
             seen.add(h.article_id)
+            # A shingle can be in their text only if each of its words is: a bound from
+            # their word set (cheaper to make than their shingles) that rules out most
+            # articles before their whole text is shingled, with the same answer.
+            present = words & self._article_words(h.article_id)
+            if sum(1 for shingle in mine if present.issuperset(shingle)) < need:
+                continue
             theirs = self._article_shingles(h.article_id)
-            if len(mine & theirs) >= DUPLICATE_SHARE * len(mine):
+            if len(mine & theirs) >= need:
                 return j
         return None
 
@@ -355,7 +458,9 @@ def _joins(hit: Hit, start: int, end: int, text: str) -> bool:
 
 def _shingles(text: str) -> set[tuple[str, ...]]:
     words = _WORD.findall(text.lower())
-    return {tuple(words[i : i + SHINGLE]) for i in range(max(len(words) - SHINGLE + 1, 0))}
+    # zip over shifted lists: the same shingles as slicing at each offset, without a list
+    # slice per word (whole articles are shingled per query when copies are looked for)
+    return set(zip(*(words[i:] for i in range(SHINGLE)), strict=False))
 
 
 def fuse(
