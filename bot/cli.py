@@ -32,8 +32,8 @@ from index.cli_common import (
 from index.display import printable
 from index.embedder import preload
 from index.errors import IndexNotBuilt
+from index.live import published_version
 from index.redact import redact_url
-from index.store import current_version_name
 
 from .errors import SAFE_ERRORS, BadQuestion
 from .models import Answer
@@ -56,7 +56,7 @@ def bot_settings(**overrides: Any) -> Settings:
 def ensure_index(service: QAService, *, quiet: bool = False) -> None:
     """Build the index on first run, so a newcomer's first command gives an answer."""
     settings = service.settings
-    if current_version_name(settings.index_dir) is not None:
+    if published_version(settings) is not None:
         return
     if not settings.articles_dir.is_dir():
         raise IndexNotBuilt(
@@ -105,7 +105,7 @@ def run_cmd() -> None:
     settings = bot_settings()
     service = QAService(settings)
     loading = None
-    if current_version_name(settings.index_dir):  # else the first-run build loads it
+    if published_version(settings):  # else the first-run build loads it
         loading = preload(service.embedder)  # the model loads while the index opens
     try:
         _run(settings, service)

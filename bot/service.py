@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from index.embedder import Embedder, load_configured_embedder, load_embedder
 from index.live import LiveIndex
+from index.milvus_store import milvus_config
 from index.models import Hit, RebuildReport, chunk_id
 from index.rebuild import Progress, ann_config, rebuild
 from index.search import Searcher
@@ -67,6 +68,7 @@ class QAService:
             ann_config=ann_config(settings),
             dense_weight=settings.hybrid_dense_weight,
             poll_seconds=settings.index_poll_seconds,
+            milvus=milvus_config(settings),
         )
         self.extractive = ExtractiveAnswerer(
             max_sentences=settings.answer_max_sentences,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from index.settings import IndexSettings
@@ -108,6 +108,18 @@ class Settings(IndexSettings):
         description="Questions answered at once; the others wait their turn, already "
         "acknowledged. Raise it for an LLM endpoint that serves requests in parallel.",
     )
+    discord_shard_count: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Gateway shards of the bot across all its processes; empty: the number "
+        "Discord recommends, all run by this process.",
+    )
+    discord_shard_ids: IdList = Field(
+        default_factory=list,
+        description="The shards this process runs (0-based, below DISCORD_SHARD_COUNT), for "
+        "splitting one bot over several processes; empty: all of them.",
+    )
     index_poll_seconds: float = Field(
         5.0,
         gt=0,
@@ -160,9 +172,23 @@ class Settings(IndexSettings):
             raise ValueError(f"must be a URL starting with {' or '.join(schemes)}")
         return value
 
-    _ids = field_validator("discord_guild_ids", "discord_admin_user_ids", mode="before")(
-        classmethod(lambda cls, v: _id_list(v))
-    )
+    _ids = field_validator(
+        "discord_guild_ids", "discord_admin_user_ids", "discord_shard_ids", mode="before"
+    )(classmethod(lambda cls, v: _id_list(v)))
+
+    @field_validator("discord_shard_count", mode="before")
+    @classmethod
+    def _blank_is_auto(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _shards(self) -> Settings:
+        if self.discord_shard_ids:
+            if self.discord_shard_count is None:
+                raise ValueError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT")
+            if any(not 0 <= i < self.discord_shard_count for i in self.discord_shard_ids):
+                raise ValueError("DISCORD_SHARD_IDS must be below DISCORD_SHARD_COUNT")
+        return self
 
     @property
     def llm_enabled(self) -> bool:

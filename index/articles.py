@@ -72,6 +72,8 @@ from index.models import Article, Skipped
 if TYPE_CHECKING:
     from trafilatura.settings import Extractor
 
+    from index.article_cache import ArticleCache
+
 log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
@@ -193,6 +195,7 @@ def load_articles(
     *,
     max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES,
     max_title_chars: int = DEFAULT_MAX_TITLE_CHARS,
+    cache: ArticleCache | None = None,
 ) -> LoadResult:
     """Load every supported file under `root`, recursively and in a deterministic order.
 
@@ -206,6 +209,9 @@ def load_articles(
         root: the articles folder.
         max_article_bytes: a larger file is skipped with its reason, never read.
         max_title_chars: longer titles are cut at a word boundary.
+        cache: what files gave before, by their bytes (`index.article_cache`): every file is
+            still read and checked, only the parse of unchanged bytes is skipped. The result
+            is the same with or without it.
 
     Returns:
         The articles, and the files or records that could not be loaded with the reason.
@@ -225,7 +231,7 @@ def load_articles(
     skipped: list[Skipped] = []
     first_seen: dict[str, _Loaded] = {}
     for path, rel in _walk(root, real_root, skipped):
-        loaded, file_skipped = _load_file(path, rel, real_root, limits)
+        loaded, file_skipped = _load_file(path, rel, real_root, limits, cache)
         skipped.extend(file_skipped)
         articles.extend(_dedupe(loaded, first_seen, skipped))
     log.info("Loaded %d articles from %s (%d skipped)", len(articles), root, len(skipped))
@@ -411,7 +417,7 @@ def _id_path(rel: str) -> str:
 
 
 def _load_file(
-    path: Path, rel: str, real_root: str, limits: _Limits
+    path: Path, rel: str, real_root: str, limits: _Limits, cache: ArticleCache | None = None
 ) -> tuple[list[_Loaded], list[Skipped]]:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -423,7 +429,10 @@ def _load_file(
         if problem is not None:
             raise _Unreadable(f"file {problem}: rename it to index it")
         raw = _read(path, real_root, limits.max_bytes, binary=suffix == ".pdf")
-        loaded = _parse(raw, suffix, path, rel, limits, skipped)
+        if cache is None:
+            loaded = _parse(raw, suffix, path, rel, limits, skipped)
+        else:
+            loaded = _parse_cached(raw, suffix, path, rel, limits, skipped, cache)
     except _Unreadable as error:
         return [], [_skip(rel, error.reason, error.line)]
     except RecursionError:
@@ -454,6 +463,67 @@ def _parse(
     if suffix == ".txt":
         return [_Loaded(_parse_txt(content, rel, limits))]
     return [_parse_markdown(content, path, rel, limits)]
+
+
+def _parse_cached(
+    raw: bytes,
+    suffix: str,
+    path: Path,
+    rel: str,
+    limits: _Limits,
+    skipped: list[Skipped],
+    cache: ArticleCache,
+) -> list[_Loaded]:
+    """`_parse` through the cache. A parse depends on the bytes, the path (ids, titles made
+    from the name), the limits and, for a web page, the day (trafilatura's latest plausible
+    date); a file that fails as a whole is not cached (it is reported again, parsed again)."""
+    from index.article_cache import file_key
+
+    variant = f"{rel}\0{limits.max_bytes}\0{limits.max_title}"
+    if suffix in (".html", ".htm"):
+        variant += "\0" + dt.date.today().isoformat()
+    key = file_key(variant, raw)
+    payload = cache.file(rel, key)
+    if payload is not None:
+        try:
+            loaded = [_loaded_from_json(item) for item in payload["loaded"]]
+            again = [Skipped(s["path"], s["reason"], s["line"]) for s in payload["skipped"]]
+        except (KeyError, TypeError, ValueError):
+            pass  # a payload of another shape: parse again
+        else:
+            for s in again:  # as `_skip` logged them when the file was parsed
+                log.info("Skipping %s%s: %s", s.path, "" if s.line is None else f" line {s.line}",
+                         s.reason)  # fmt: skip
+            skipped.extend(again)
+            return loaded
+    before = len(skipped)
+    loaded = _parse(raw, suffix, path, rel, limits, skipped)
+    cache.put_file(rel, key, {
+        "loaded": [_loaded_to_json(item) for item in loaded],
+        "skipped": [{"path": s.path, "reason": s.reason, "line": s.line}
+                    for s in skipped[before:]],
+    })  # fmt: skip
+    return loaded
+
+
+def _loaded_to_json(item: _Loaded) -> dict[str, Any]:
+    a = item.article
+    return {
+        "id": a.id, "title": a.title, "text": a.text, "source": a.source, "path": a.path,
+        "url": a.url, "date": a.date, "pages": None if a.pages is None else list(a.pages),
+        "boilerplate": None if a.boilerplate is None else [list(b) for b in a.boilerplate],
+        "line": item.line, "record": item.record, "own_id": item.own_id,
+    }  # fmt: skip
+
+
+def _loaded_from_json(d: dict[str, Any]) -> _Loaded:
+    pages, spans = d["pages"], d["boilerplate"]
+    article = Article(
+        id=d["id"], title=d["title"], text=d["text"], source=d["source"], path=d["path"],
+        url=d["url"], date=d["date"], pages=None if pages is None else tuple(pages),
+        boilerplate=None if spans is None else tuple((s, e) for s, e in spans),
+    )  # fmt: skip
+    return _Loaded(article, line=d["line"], record=d["record"], own_id=d["own_id"])
 
 
 def _read(path: Path, real_root: str, max_bytes: int, *, binary: bool = False) -> bytes:

@@ -30,10 +30,14 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .models import Article
 from .sentences import Sentence, sentences
+
+if TYPE_CHECKING:
+    from .article_cache import ArticleCache
 
 CLEANING_VERSION = 1
 """Bumped whenever block, sentence or boilerplate detection changes what is embedded, so
@@ -412,11 +416,18 @@ def _keys(text: str, blocks: list[_Block]) -> set[str]:
     return {k for k in keys if len(k) >= _REPEAT_MIN_CHARS}
 
 
-def mark_boilerplate(articles: Sequence[Article]) -> list[Article]:
+def mark_boilerplate(
+    articles: Sequence[Article], cache: ArticleCache | None = None
+) -> list[Article]:
     """The articles with `Article.boilerplate` set, from their own text and their site's.
 
     Needs the whole folder at once: what a site repeats is only visible across its articles.
+    With `cache` (`index.article_cache`), a text seen before is not split again: its keys
+    are counted from their digests, and its spans reused when its site repeats the same of
+    them as then; the result is the same as without.
     """
+    if cache is not None:
+        return _mark_cached(articles, cache)
     parsed = [(a, _blocks(a.text)) for a in articles]
     repeated = _repeated(parsed)
     return [
@@ -433,3 +444,47 @@ def boilerplate_of(article: Article) -> list[Span]:
     if article.boilerplate is not None:
         return list(article.boilerplate)
     return detect(article.text)
+
+
+def _mark_cached(articles: Sequence[Article], cache: ArticleCache) -> list[Article]:
+    """`mark_boilerplate` with per-text work cached. `_detect` looks up in `repeated` only
+    the text's own block and sentence keys (`_keys`; shorter ones are never repeated), so
+    its spans depend on the corpus only through `repeated` & those keys: the `hits`."""
+    from .article_cache import BlockEntry, key_digest, text_digest
+
+    entries: list[tuple[bytes, BlockEntry | None, frozenset[bytes]]] = []
+    fresh: dict[int, tuple[list[_Block], dict[bytes, str]]] = {}  # texts split here: blocks, keys
+    titles: dict[str, dict[bytes, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for i, a in enumerate(articles):
+        digest = text_digest(a.text)
+        entry = cache.blocks(digest)
+        if entry is not None:
+            keys = entry.keys
+        else:
+            blocks = _blocks(a.text)
+            named = {key_digest(k): k for k in _keys(a.text, blocks)}
+            fresh[i], keys = (blocks, named), frozenset(named)
+        entries.append((digest, entry, keys))
+        seen, title = titles[site_of(a)], a.title.casefold()
+        for k in keys:
+            seen[k].add(title)
+    repeated = {
+        site: frozenset(k for k, t in seen.items() if len(t) >= MIN_REPEATS)
+        for site, seen in titles.items()
+    }
+    out: list[Article] = []
+    for i, (a, (digest, entry, keys)) in enumerate(zip(articles, entries, strict=True)):
+        hits = keys & repeated.get(site_of(a), frozenset())
+        if entry is not None and entry.hits == hits:
+            spans = entry.spans
+        else:
+            if i in fresh:
+                blocks, named = fresh.pop(i)
+            else:
+                blocks = _blocks(a.text)
+                named = {key_digest(k): k for k in _keys(a.text, blocks)}
+            found = frozenset(named[k] for k in hits)
+            spans = tuple(_detect(a.text, blocks, found))
+            cache.put_blocks(digest, BlockEntry(keys, hits, spans))
+        out.append(dataclasses.replace(a, boilerplate=spans))
+    return out

@@ -26,13 +26,16 @@ from .cli_common import (
 )
 from .display import printable
 from .embedder import LEGACY_BACKEND, Embedder, load_configured_embedder, load_embedder
+from .live import published_version
+from .milvus_store import MilvusConfig, MilvusMeta, MilvusStore, milvus_config, open_milvus
 from .models import RebuildReport
 from .rebuild import ann_config, rebuild
+from .redact import redact_url
 from .search import MODES, Searcher
 from .settings import IndexSettings
 from .sources.ingest import SourcesReport, add_urls, refresh_sources
 from .sources.sourcesfile import SourcesFileError, load_sources_file
-from .store import open_current
+from .store import Manifest, StoredIndex, open_current
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,10 @@ def rebuild_cmd(
 def stats_cmd(index_dir: Path | None, as_json: bool) -> None:
     """Counts, model and index type of the published index."""
     settings = load_settings(IndexSettings, index_dir=index_dir)
+    config = milvus_config(settings)
+    if config is not None:
+        _milvus_stats(config, as_json)
+        return
     stored = open_current(settings.index_dir)
     try:
         m = stored.manifest
@@ -132,6 +139,32 @@ def stats_cmd(index_dir: Path | None, as_json: bool) -> None:
         click.echo(f"{key:18} {value}")
 
 
+def _milvus_stats(config: MilvusConfig, as_json: bool) -> None:
+    meta = open_milvus(config).meta
+    assert meta is not None
+    data = {
+        "vector_store": "milvus",
+        "milvus_uri": redact_url(config.uri),
+        "collection": config.collection,
+        "version": meta.version,
+        "built_at": meta.built_at,
+        "articles": meta.articles,
+        "chunks": meta.chunks,
+        "model": meta.model,
+        "embedding_backend": meta.embedding_backend or LEGACY_BACKEND,
+        "embedding_quantization": meta.embedding_quantization,
+        "dimension": meta.dimension,
+        "max_seq_length": meta.max_seq_length,
+        "chunker": meta.chunker,
+        "chunks_over_limit": meta.chunks_over_limit,
+    }
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    for key, value in data.items():
+        click.echo(one_line(f"{key:18} {value}"))
+
+
 @cli.command("verify")
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -143,6 +176,11 @@ def verify_cmd(index_dir: Path | None, as_json: bool) -> None:
     one line naming the damaged file, else 0.
     """
     settings = load_settings(IndexSettings, index_dir=index_dir)
+    if settings.vector_store == "milvus":
+        raise CLIError(
+            "verify checks the files of INDEX_DIR; with VECTOR_STORE=milvus, Milvus "
+            "keeps the data (run `python -m index stats` to check it answers)"
+        )
     started = time.perf_counter()
     stored = open_current(settings.index_dir, checksums=True)
     try:
@@ -263,7 +301,11 @@ def refresh_cmd(
     except SourcesFileError as exc:
         raise CLIError(str(exc), 2) from None
     report = refresh_sources(settings, sources, prune_days=prune_days)
-    built = settings.index_dir.joinpath("CURRENT").exists()
+    built = (
+        published_version(settings) is not None
+        if settings.vector_store == "milvus"
+        else settings.index_dir.joinpath("CURRENT").exists()
+    )
     needed = report.changed or not built
     rebuilt = _rebuild_after_sources(settings, quiet, as_json) if needed else None
     if as_json:
@@ -285,10 +327,17 @@ def refresh_cmd(
 
 
 def open_searcher(settings: IndexSettings, embedder: Embedder | None = None) -> Searcher:
-    stored = open_current(settings.index_dir, ann_config(settings))
+    config = milvus_config(settings)
+    stored: StoredIndex | MilvusStore
+    if config is not None:
+        stored = open_milvus(config)
+        built: Manifest | MilvusMeta | None = stored.meta
+    else:
+        stored = open_current(settings.index_dir, ann_config(settings))
+        built = stored.manifest
+    assert built is not None
     stored.check_model(settings.embedding_model)  # before paying for the model load
-    m = stored.manifest
-    index = (m.embedding_backend or LEGACY_BACKEND, m.embedding_quantization)
+    index = (built.embedding_backend or LEGACY_BACKEND, built.embedding_quantization)
     embedder = embedder or load_configured_embedder(
         settings, index=index, serving=True, loader=load_embedder
     )

@@ -25,7 +25,10 @@ from pathlib import Path
 from .ann import AnnConfig
 from .embedder import Embedder
 from .errors import IndexError_
+from .milvus_store import MilvusConfig, milvus_config, open_milvus
+from .milvus_store import published_version as milvus_version
 from .search import Searcher
+from .settings import IndexSettings
 from .store import current_version_name, open_current
 
 log = logging.getLogger(__name__)
@@ -40,8 +43,11 @@ class LiveIndex:
         ann_config: AnnConfig | None = None,
         dense_weight: float = 0.5,
         poll_seconds: float = 5.0,
+        milvus: MilvusConfig | None = None,
     ) -> None:
+        """Follow the index in `root`, or in the Milvus collections of `milvus` when given."""
         self.root = root
+        self._milvus = milvus
         self._get_embedder = get_embedder
         self._ann_config = ann_config
         self._dense_weight = dense_weight
@@ -66,7 +72,7 @@ class LiveIndex:
             self._checked = time.monotonic()
             name: str | None = None
             try:
-                name = current_version_name(self.root)
+                name = self._current_name()
                 if self._searcher is not None and self._searcher.version == name:
                     return self._searcher
                 if self._searcher is not None and self._refused and self._refused[0] == name:
@@ -89,7 +95,14 @@ class LiveIndex:
             self._refused = None
             return searcher
 
+    def _current_name(self) -> str | None:
+        if self._milvus is not None:
+            return milvus_version(self._milvus)
+        return current_version_name(self.root)
+
     def _open(self) -> Searcher:
+        if self._milvus is not None:  # nothing to preload: the collections live in Milvus
+            return Searcher(open_milvus(self._milvus), self._get_embedder(), self._dense_weight)
         stored = open_current(self.root, self._ann_config)
         try:
             # load (and check) FAISS and BM25 now, not at a user's question, and before the
@@ -105,3 +118,11 @@ class LiveIndex:
     @property
     def version(self) -> str | None:
         return self._searcher.version if self._searcher is not None else None
+
+
+def published_version(settings: IndexSettings) -> str | None:
+    """The version the configured store serves (VECTOR_STORE), None when none was built."""
+    config = milvus_config(settings)
+    if config is not None:
+        return milvus_version(config)
+    return current_version_name(settings.index_dir)

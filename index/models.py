@@ -111,6 +111,10 @@ class RebuildReport:
     version: str | None = None
     published: bool = False
     full: bool = False
+    incremental: bool = False
+    """Written as changes to the previous version's files rather than whole."""
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds per phase: plan, chunk, embed, sqlite, vectors, bm25, ann, checksums, publish."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -125,4 +129,6 @@ class RebuildReport:
             "version": self.version,
             "published": self.published,
             "full": self.full,
+            "incremental": self.incremental,
+            "phases": {k: round(v, 3) for k, v in self.phases.items()},
         }

@@ -11,6 +11,15 @@ can, its article ids for the report), so it succeeds whatever state that version
 plain rebuild verifies every checksum of the version it would carry articles over from; when
 anything is damaged it logs why and rebuilds from scratch instead of copying the damage
 forward, and when nothing changed it still republishes, so a plain rebuild heals too.
+
+Writing grows with the change, not the archive. A plain rebuild that can build on the
+published version hands it to `VersionWriter` as the base: the removed and changed articles
+are retired, the new and changed ones appended, and every file is derived from copies of
+the base's (see `index.store.VersionWriter`), so a 1% change of a 100k-chunk index writes in
+a few percent of a full rebuild's time (docs/benchmarks.md). Retired rows stay as holes;
+once they pass MAX_HOLE_SHARE of the rows, or the index type must change, or the base
+predates kept term counts, the version is written whole again from the carried-over
+vectors (no re-embedding). `--full` always writes whole.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import ann
+from .article_cache import ArticleCache
 from .articles import load_articles
 from .boilerplate import CLEANING_VERSION, mark_boilerplate
 from .chunking import ChunkerConfig, chunk_article, embedding_inputs
@@ -38,12 +48,17 @@ from .store import (
     StoredIndex,
     VersionWriter,
     collect_garbage,
+    has_term_counts,
     open_current,
     rebuild_lock,
     sweep_unfinished,
 )
 
 log = logging.getLogger(__name__)
+
+MAX_HOLE_SHARE = 0.2
+"""Share of rows left by removed chunks past which a version is written whole again: each
+hole is a FAISS candidate that searches skip, so their share bounds the recall they cost."""
 
 Progress = Callable[[str, int, int], None]
 """Called as (stage, done, total); stages: load, chunk, embed, write, done."""
@@ -67,6 +82,7 @@ def ann_config(settings: IndexSettings) -> ann.AnnConfig:
         hnsw_ef_construction=settings.hnsw_ef_construction,
         hnsw_ef_search=settings.hnsw_ef_search,
         ivf_nprobe=settings.ivf_nprobe,
+        rescore=settings.ann_rescore,
     )
 
 
@@ -83,6 +99,7 @@ class _Plan:
     previous: StoredIndex | None
     reuse: dict[str, StoredArticle]  # unchanged article id -> its previous record
     to_embed: list[Article]
+    old: dict[str, StoredArticle]  # the published version's articles (empty when unread)
 
 
 def rebuild(
@@ -106,6 +123,16 @@ def rebuild(
         IndexFolderError: the index folder cannot be written (a file, read-only, disk full);
             the previous version is still published and nothing is left behind.
     """
+    if settings.vector_store == "milvus":  # the same plan, written into Milvus collections
+        from .milvus_rebuild import rebuild_milvus
+        from .milvus_store import milvus_config
+
+        config = milvus_config(settings)
+        assert config is not None
+        return rebuild_milvus(
+            settings, config, get_embedder, full=full, show_progress=show_progress,
+            on_progress=on_progress,
+        )  # fmt: skip
     started = time.perf_counter()
     notify = on_progress or (lambda stage, done, total: None)
     root = settings.index_dir
@@ -115,13 +142,19 @@ def rebuild(
     with rebuild_lock(root):
         sweep_unfinished(root)  # what a killed rebuild left
         notify("load", 0, 0)
-        loaded = load_articles(
-            settings.articles_dir,
-            max_article_bytes=settings.max_article_bytes,
-            max_title_chars=settings.max_title_chars,
-        )
+        # What each file gives (parse, block keys, boilerplate) is cached by its bytes in the
+        # index folder, so planning grows with the change; `--full` never reads the cache.
+        with ArticleCache.open(root, reuse=not full) as cache:
+            loaded = load_articles(
+                settings.articles_dir,
+                max_article_bytes=settings.max_article_bytes,
+                max_title_chars=settings.max_title_chars,
+                cache=cache,
+            )
+            marked = mark_boilerplate(loaded.articles, cache=cache)
         report.skipped = loaded.skipped
-        plan = _plan(settings, mark_boilerplate(loaded.articles), full, report)
+        plan = _plan(settings, marked, full, report)
+        report.phases["plan"] = time.perf_counter() - started
         try:
             report.articles = len(plan.articles)
             if not (report.added or report.updated or report.removed) and not _layout_changed(
@@ -138,7 +171,7 @@ def rebuild(
             if embedder is not None and _mixes_backends(plan, embedder):
                 plan = _everything_anew(plan, report)
             new_chunks, new_vectors = _embed(
-                plan.to_embed, embedder, settings, show_progress, notify
+                plan.to_embed, embedder, settings, show_progress, notify, report.phases
             )
             if embedder is not None:
                 dimension, max_len, model = (
@@ -151,10 +184,17 @@ def rebuild(
                 m = plan.previous.manifest
                 dimension, max_len, model = m.dimension, m.max_seq_length, m.model
                 backend, quantization = m.embedding_backend, m.embedding_quantization
-            writer = VersionWriter(root, dimension)
+            base = plan.previous if _can_extend(plan, new_chunks, settings) else None
+            writer = VersionWriter(root, dimension, base=base)
             notify("write", 0, len(plan.articles))
+            if base is not None:
+                for old in plan.old.values():
+                    if old.id not in plan.reuse:
+                        writer.retire(old)
             for article, digest in plan.articles:
                 old = plan.reuse.get(article.id)
+                if old is not None and base is not None:
+                    continue  # stays where it is
                 if old is not None and plan.previous is not None:
                     chunks = plan.previous.stored_chunks(old)
                     first = old.first_chunk
@@ -162,6 +202,7 @@ def rebuild(
                 else:
                     chunks, vectors = new_chunks[article.id], new_vectors[article.id]
                 writer.add(article, digest, chunks, vectors)
+            report.incremental = base is not None
             manifest = writer.publish(
                 {
                     "model": model,
@@ -174,6 +215,7 @@ def rebuild(
                 ann_config(settings),
                 max_len,
             )
+            report.phases.update(writer.timings)
         finally:
             if plan.previous is not None:
                 plan.previous.close()
@@ -235,7 +277,7 @@ def _plan(
             to_embed.append(article)
     current_ids = {a.id for a, _ in pairs}
     report.removed = sum(1 for aid in old if aid not in current_ids)
-    return _Plan(pairs, previous, reuse, to_embed)
+    return _Plan(pairs, previous, reuse, to_embed, old)
 
 
 def _backend_kept(previous: StoredIndex, settings: IndexSettings) -> bool:
@@ -272,7 +314,7 @@ def _everything_anew(plan: _Plan, report: RebuildReport) -> _Plan:
     report.updated += report.unchanged
     report.unchanged = 0
     report.full = True
-    return _Plan(plan.articles, plan.previous, {}, [a for a, _ in plan.articles])
+    return _Plan(plan.articles, plan.previous, {}, [a for a, _ in plan.articles], plan.old)
 
 
 def _previous_articles(settings: IndexSettings) -> dict[str, StoredArticle]:
@@ -297,8 +339,35 @@ def _layout_changed(previous: StoredIndex | None, settings: IndexSettings) -> bo
     if previous is None:
         return True
     setting = previous.manifest.extra.get("index_type_setting")
-    kind = ann_config(settings).resolve(previous.size)  # auto may resolve otherwise now
+    kind = ann_config(settings).resolve(previous.manifest.chunks)  # auto may resolve otherwise
     return setting != settings.index_type or previous.manifest.index_type != kind
+
+
+def _can_extend(plan: _Plan, new_chunks: dict[str, list[Chunk]], settings: IndexSettings) -> bool:
+    """Whether the new version can be written as changes to the published one.
+
+    Only onto a version every checksum of which was verified (a plain rebuild's plan), with
+    the same model, chunker and backend (`reuse` is empty otherwise), that keeps term counts,
+    whose index type still fits the new size, and while the holes stay few.
+    """
+    previous = plan.previous
+    if previous is None or not plan.reuse or not has_term_counts(previous):
+        return False
+    m = previous.manifest
+    retired = sum(a.n_chunks for a in plan.old.values() if a.id not in plan.reuse)
+    added = sum(len(c) for c in new_chunks.values())
+    live = m.chunks - retired + added
+    rows = m.chunk_slots + added
+    setting = m.extra.get("index_type_setting")
+    kind = ann_config(settings).resolve(live)
+    if setting != settings.index_type or m.index_type != kind:
+        return False
+    if rows and (rows - live) / rows > MAX_HOLE_SHARE:
+        log.info(
+            "removed chunks left %d of %d rows empty: writing the index whole", rows - live, rows
+        )
+        return False
+    return True
 
 
 def _embed(
@@ -307,10 +376,12 @@ def _embed(
     settings: IndexSettings,
     show_progress: bool | Mode,
     notify: Progress,
+    phases: dict[str, float],
 ) -> tuple[dict[str, list[Chunk]], dict[str, np.ndarray]]:
     chunks_by_article: dict[str, list[Chunk]] = {}
     if not articles or embedder is None:
         return chunks_by_article, {}
+    started = time.perf_counter()
     config = ChunkerConfig(
         settings.chunk_tokens, settings.chunk_overlap_tokens, embedder.max_seq_length
     )
@@ -325,6 +396,8 @@ def _embed(
             bar.update(1)
             if i % 200 == 0:
                 notify("chunk", i, len(articles))
+    phases["chunk"] = time.perf_counter() - started
+    started = time.perf_counter()
     total = len(inputs)
     vectors = np.zeros((total, embedder.dimension), dtype=np.float32)
     # batches of similar length (padding costs as much as text), each its own encode call
@@ -337,6 +410,7 @@ def _embed(
             vectors[rows] = embedder.encode_documents([inputs[r] for r in rows], batch_size=step)
             bar.update(len(rows))
             notify("embed", min(start + step, total), total)
+    phases["embed"] = time.perf_counter() - started
     by_article: dict[str, np.ndarray] = {}
     pos = 0
     for article in articles:

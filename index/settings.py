@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .redact import redact_url
@@ -59,10 +59,25 @@ class IndexSettings(BaseSettings):
     chunk_overlap_tokens: int = Field(
         40, ge=0, le=4096, description="Word pieces repeated at the start of the next chunk."
     )
-    index_type: Literal["auto", "flat", "hnsw", "ivf"] = Field(
-        "auto", description="auto: exact search below ann_threshold chunks, HNSW above."
+    index_type: Literal[
+        "auto", "flat", "hnsw", "hnsw-sq8", "hnsw-fp16", "ivf", "ivf-sq8", "ivf-pq"
+    ] = Field(
+        "auto",
+        description="FAISS index: flat (exact), HNSW or IVF over fp32 vectors, or over 8-bit "
+        "(sq8), fp16 or product-quantized (pq) codes re-scored exactly from vectors.npy. "
+        "auto: flat below ann_threshold chunks, above it the type index.ann.AUTO_LARGE "
+        "that met the serving targets at 1M chunks (docs/benchmarks.md).",
     )
-    ann_threshold: int = Field(50_000, ge=1, le=1_000_000_000)
+    ann_threshold: int = Field(
+        50_000, ge=1, le=1_000_000_000, description="Chunks from which auto leaves flat."
+    )
+    ann_rescore: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Candidates fetched per result wanted from a lossy index (sq8, fp16, pq), "
+        "ranked by their exact cosine; higher: better recall, slower.",
+    )
     hnsw_m: int = Field(32, ge=4, le=256)
     hnsw_ef_construction: int = Field(80, ge=8, le=4096)
     hnsw_ef_search: int = Field(128, ge=8, le=4096)
@@ -110,6 +125,36 @@ class IndexSettings(BaseSettings):
     )
     refresh_max_entries: int = Field(
         50, ge=1, le=10_000, description="Newest entries of each feed or sitemap looked at."
+    )
+
+    # Where the vectors live (`index.milvus_store`)
+    vector_store: Literal["faiss", "milvus"] = Field(
+        "faiss",
+        description="faiss: the versioned index folder INDEX_DIR; milvus: collections in "
+        "MILVUS_URI, which several bot processes can serve.",
+    )
+    milvus_uri: str = Field(
+        "data/milvus.db",
+        min_length=1,
+        max_length=2048,
+        description="A file path ending in .db (Milvus Lite, embedded, one process) or a server "
+        "URL such as http://milvus:19530 (standalone or cluster).",
+    )
+    milvus_collection: str = Field(
+        "articles",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,180}$",
+        description="Name prefix of the collections (<name>_chunks, <name>_articles, "
+        "<name>_meta).",
+    )
+    milvus_token: SecretStr | None = Field(
+        None, description="Milvus server token (user:password or an API key); never logged."
+    )
+    milvus_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        allow_inf_nan=False,
+        description="Connect and call timeout for the Milvus server.",
     )
 
     @field_validator("articles_dir", "index_dir")

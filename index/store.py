@@ -24,12 +24,13 @@ choice, since a million-chunk version holds gigabytes:
   `stat` each), the SQLite header and row counts, and the shape of `vectors.npy`; plus every
   file's checksum when the whole version is at most `FULL_CHECK_BYTES` (tens of
   milliseconds), which covers every small and mid-sized collection;
-- `dense.faiss` and the BM25 files are read whole when first used anyway, so their checksums
-  are always verified then (hashing runs near disk speed);
-- `vectors.npy` and `meta.sqlite` of a larger version are read piecemeal (a memory map,
-  SQLite pages), so a full hash would read gigabytes per CLI search; there a corruption that
-  keeps the size is caught by the next rebuild, whose planning verifies every checksum
-  (`open_current(root, checksums=True)`) and rebuilds from scratch when one fails.
+- every other file of a larger version is read piecemeal (`vectors.npy`, `dense.faiss` and
+  the BM25 arrays memory-mapped, `meta.sqlite` by pages), so a million-chunk version opens in
+  well under 2 s and only the pages queries touch are read; a full hash would read
+  gigabytes per CLI search. There the structure is checked on first use (counts, shapes,
+  offsets), and a corruption that keeps size and structure is caught by the next rebuild,
+  whose planning verifies every checksum (`open_current(root, checksums=True)`) and
+  rebuilds from scratch when one fails.
 
 Retention never deletes a version that a reader anywhere may still hold: each `StoredIndex`
 holds a shared `flock` on its version folder until it is closed or collected, and
@@ -45,6 +46,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import mmap
 import os
 import re
 import secrets
@@ -64,7 +66,7 @@ import faiss
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
-from . import ann
+from . import ann, lexical_terms
 from .embedder import canonical_model_name, check_backend
 from .errors import (
     IndexDamaged,
@@ -123,6 +125,15 @@ CREATE TABLE pages (                  -- PDFs: where each page starts in article
     article_row INTEGER PRIMARY KEY REFERENCES articles(row),
     starts TEXT NOT NULL              -- JSON list of character offsets, page 1 first
 );
+CREATE TABLE vocab (                  -- BM25 terms (stemmed), for index.lexical_terms
+    id INTEGER PRIMARY KEY,
+    term TEXT NOT NULL
+);
+CREATE TABLE terms (                  -- each chunk's BM25 term counts: re-scored, not re-read
+    row INTEGER PRIMARY KEY,          -- chunks.row
+    ids BLOB NOT NULL,                -- distinct vocab ids, little-endian int32
+    counts BLOB NOT NULL              -- how often each occurs, little-endian int32
+);
 """
 
 
@@ -155,6 +166,19 @@ class Manifest:
     extra: dict[str, Any] = field(default_factory=dict)
     files: dict[str, FileRecord] = field(default_factory=dict)
     """Every other file of the version (paths relative to it), with size and checksum."""
+    rows: int | None = None
+    """Rows of vectors.npy, dense.faiss and BM25 when an incremental rebuild left holes
+    (rows of removed chunks, in no table, their vectors zeroed); None: `chunks`, no holes."""
+    article_rows: int | None = None
+    """Likewise the article row numbers used so far; None: `articles`, no holes."""
+
+    @property
+    def chunk_slots(self) -> int:
+        return self.chunks if self.rows is None else self.rows
+
+    @property
+    def article_slots(self) -> int:
+        return self.articles if self.article_rows is None else self.article_rows
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,6 +197,8 @@ class Manifest:
         counts = (manifest.dimension, manifest.articles, manifest.chunks)
         if min(counts) < 0 or any(r.size < 0 for r in manifest.files.values()):
             raise ValueError("negative count or size")
+        if manifest.chunk_slots < manifest.chunks or manifest.article_slots < manifest.articles:
+            raise ValueError("fewer rows than chunks or articles")
         bad = [name for name in manifest.files if not _is_plain_relative(name)]
         if bad:
             raise ValueError(f"file name {bad[0]!r} is not a plain relative path")
@@ -411,16 +437,41 @@ def sweep_unfinished(root: Path) -> None:
 class VersionWriter:
     """Collects a version's articles, chunks and vectors, then writes and publishes it.
 
+    Two ways to write. Without `base`, every file is written from what was added (a full
+    rebuild, or a re-layout of the previous version's carried-over data). With `base`, the
+    published version, the new one starts from copies of its files: the articles `retire`d
+    lose their rows, those `add`ed get new rows after the last, and nothing else is
+    rewritten row by row:
+
+    - meta.sqlite: a copy, with the retired rows deleted and the new ones inserted;
+    - vectors.npy: a copy with the retired rows zeroed and the new vectors appended;
+    - dense.faiss: the base's index read into memory with the new vectors added (ids are
+      assigned in order, so they stay the rows); a retired row stays in the graph, where it
+      still helps navigation, and is dropped from results since no chunk has its row (and
+      its stored vector, which exact scoring reads, is zero); a flat index is simply rebuilt
+      from the vectors, which costs a copy;
+    - bm25/: re-scored from the term counts kept in meta.sqlite (`index.lexical_terms`),
+      so only the new chunks are tokenised.
+
+    Rows of retired chunks thus stay as holes (`Manifest.rows`) until a rebuild writes
+    everything anew, which `index.rebuild` does once they pass a share. The base's files are
+    only ever read (copied, never linked), so a rebuild killed at any point leaves the
+    published version exactly as it was.
+
     Must be used under `rebuild_lock`.
     """
 
     root: Path
     dimension: int
     name: str = field(default_factory=new_version_name)
+    base: StoredIndex | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per phase of writing: sqlite, vectors, bm25, ann, checksums, publish."""
     _articles: list[tuple[Article, str, int, int]] = field(default_factory=list)
     _chunks: list[Chunk] = field(default_factory=list)
     _lexical_docs: list[str] = field(default_factory=list)
     _vector_parts: list[np.ndarray] = field(default_factory=list)
+    _retired: list[StoredArticle] = field(default_factory=list)
 
     def add(
         self, article: Article, content_hash: str, chunks: Sequence[Chunk], vectors: np.ndarray
@@ -434,9 +485,23 @@ class VersionWriter:
         if len(chunks):
             self._vector_parts.append(ann.check_vectors(vectors, self.dimension))
 
+    def retire(self, article: StoredArticle) -> None:
+        """Drop an article of `base` (removed, or changed and `add`ed again)."""
+        if self.base is None:
+            raise ValueError("retire() needs a base version")
+        self._retired.append(article)
+
     @property
     def chunk_count(self) -> int:
         return len(self._chunks)
+
+    @contextlib.contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
 
     def publish(
         self, manifest_fields: dict[str, Any], ann_config: ann.AnnConfig, max_seq_length: int
@@ -454,17 +519,21 @@ class VersionWriter:
         pointer = self.root / f"{CURRENT}.tmp"
         switched = False
         try:
-            manifest = self._write(tmp, manifest_fields, ann_config, max_seq_length)
-            os.replace(tmp, final)
-            _fsync_dir(vdir)
-            with open(pointer, "w", encoding="utf-8") as fh:
-                fh.write(self.name + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(pointer, self.root / CURRENT)
-            switched = True
-            _fsync_dir(self.root)
-        except (OSError, sqlite3.Error, RuntimeError) as exc:
+            if self.base is None:
+                manifest = self._write(tmp, manifest_fields, ann_config, max_seq_length)
+            else:
+                manifest = self._write_incremental(tmp, manifest_fields, max_seq_length)
+            with self._phase("publish"):
+                os.replace(tmp, final)
+                _fsync_dir(vdir)
+                with open(pointer, "w", encoding="utf-8") as fh:
+                    fh.write(self.name + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(pointer, self.root / CURRENT)
+                switched = True
+                _fsync_dir(self.root)
+        except (OSError, sqlite3.Error, RuntimeError, MemoryError) as exc:
             # RuntimeError: what FAISS raises, in case it writes anything itself
             kept = "" if switched else "; the previous version is still served"
             raise IndexFolderError(
@@ -476,7 +545,12 @@ class VersionWriter:
                     shutil.rmtree(path, ignore_errors=True)
                 with contextlib.suppress(OSError):
                     pointer.unlink(missing_ok=True)
-        log.info("published index version %s (%d chunks)", self.name, len(self._chunks))
+        log.info(
+            "published index version %s (%d chunks, %s)",
+            self.name,
+            manifest.chunks,
+            "incremental" if self.base is not None else "written whole",
+        )
         return manifest
 
     def _write(
@@ -489,83 +563,278 @@ class VersionWriter:
         started = time.perf_counter()
         tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
-        vectors = (
-            np.concatenate(self._vector_parts)
-            if self._vector_parts
-            else np.zeros((0, self.dimension), dtype=np.float32)
+        with self._phase("vectors"):
+            vectors = (
+                np.concatenate(self._vector_parts)
+                if self._vector_parts
+                else np.zeros((0, self.dimension), dtype=np.float32)
+            )
+            with open(tmp / "vectors.npy", "wb") as fh:
+                np.save(fh, vectors, allow_pickle=False)
+        with self._phase("ann"):
+            index, kind = ann.build_index(vectors, ann_config)
+            _write_faiss(index, tmp / "dense.faiss")
+            del index
+        with self._phase("bm25"):
+            vocab: dict[str, int] = {}
+            terms = lexical_terms.count_terms(self._lexical_docs, vocab)
+            if terms:
+                n = len(terms)
+                bm25 = lexical_terms.build_bm25(np.arange(n), terms, vocab, n)
+                lexical_terms.save_bm25(bm25, tmp / "bm25")
+        with self._phase("sqlite"):
+            self._write_sqlite(tmp / "meta.sqlite", terms, vocab)
+        return self._finish(
+            tmp,
+            started,
+            manifest_fields,
+            index_type=kind,
+            max_seq_length=max_seq_length,
+            counts=(len(self._articles), len(self._chunks)),
+            slots=(len(self._articles), len(self._chunks)),
+            over_limit=sum(c.tokens > max_seq_length for c in self._chunks),
         )
-        with open(tmp / "vectors.npy", "wb") as fh:
-            np.save(fh, vectors, allow_pickle=False)
-        index, kind = ann.build_index(vectors, ann_config)
-        with open(tmp / "dense.faiss", "wb") as fh:
-            # through Python's file object, so a full disk is an OSError with its errno
-            writer = faiss.PyCallbackIOWriter(fh.write)
-            faiss.write_index(index, writer)
-            del writer  # flushes its buffer into fh
-        if self._lexical_docs:
-            LexicalIndex.build(self._lexical_docs).save(tmp / "bm25")
-        self._write_sqlite(tmp / "meta.sqlite")
-        files: dict[str, FileRecord] = {}
-        for rel in _version_files(tmp):
-            path = tmp / rel
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
-                digest = hashlib.file_digest(fh, CHECKSUM).hexdigest()
-            files[rel] = FileRecord(path.stat().st_size, digest)
+
+    def _write_incremental(
+        self, tmp: Path, manifest_fields: dict[str, Any], max_seq_length: int
+    ) -> Manifest:
+        base = self.base
+        assert base is not None
+        started = time.perf_counter()
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        m = base.manifest
+        first_article, first_row = m.article_slots, m.chunk_slots
+        slots = first_row + len(self._chunks)
+        retired_rows = [(a.first_chunk, a.n_chunks) for a in self._retired]
+        with self._phase("sqlite"):
+            shutil.copyfile(base.path / "meta.sqlite", tmp / "meta.sqlite")
+            conn = sqlite3.connect(tmp / "meta.sqlite")
+        try:
+            with self._phase("sqlite"):
+                vocab = dict(conn.execute("SELECT term, id FROM vocab"))
+                known = len(vocab)
+                conn.executemany(
+                    "DELETE FROM terms WHERE row >= ? AND row < ?",
+                    ((s, s + n) for s, n in retired_rows),
+                )
+                for table in ("chunks", "pages"):
+                    conn.executemany(
+                        f"DELETE FROM {table} WHERE article_row = ?",
+                        ((a.row,) for a in self._retired),
+                    )
+                conn.executemany(
+                    "DELETE FROM articles WHERE row = ?", ((a.row,) for a in self._retired)
+                )
+            with self._phase("bm25"):
+                terms = lexical_terms.count_terms(self._lexical_docs, vocab)
+            with self._phase("sqlite"):
+                new_terms = sorted(vocab.items(), key=lambda item: item[1])[known:]
+                conn.executemany("INSERT INTO vocab VALUES (?,?)", ((i, t) for t, i in new_terms))
+                self._insert_rows(conn, first_article, first_row, terms)
+                conn.commit()
+                live_articles, live_chunks = (
+                    conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                    for t in ("articles", "chunks")
+                )
+                over = conn.execute(
+                    "SELECT COUNT(*) FROM chunks WHERE tokens > ?", (max_seq_length,)
+                ).fetchone()[0]
+            with self._phase("bm25"):
+                stored = conn.execute("SELECT row, ids, counts FROM terms ORDER BY row").fetchall()
+                rows = np.fromiter((r for r, _, _ in stored), dtype=np.int64, count=len(stored))
+                all_terms = [lexical_terms.RowTerms.from_blobs(i, c) for _, i, c in stored]
+                del stored
+                if len(rows) != live_chunks:
+                    raise sqlite3.DatabaseError("term counts do not match the chunks")
+                if live_chunks:
+                    bm25 = lexical_terms.build_bm25(rows, all_terms, vocab, slots)
+                    lexical_terms.save_bm25(bm25, tmp / "bm25")
+                    del bm25
+                del all_terms
+        finally:
+            conn.close()
+        with self._phase("vectors"):
+            new = (
+                np.concatenate(self._vector_parts)
+                if self._vector_parts
+                else np.zeros((0, self.dimension), dtype=np.float32)
+            )
+            _write_vectors(tmp / "vectors.npy", base.vectors, retired_rows, new)
+        with self._phase("ann"):
+            kind = m.index_type
+            if kind == "flat":  # exact search over the zeroed copy: a copy is all it costs
+                vectors = np.load(tmp / "vectors.npy", mmap_mode="r", allow_pickle=False)
+                index, kind = ann.build_index(vectors, ann.AnnConfig(index_type="flat"))
+                del vectors
+            else:  # read whole (not memory-mapped: it is extended) from the checked file
+                index = faiss.read_index(str(base.path / "dense.faiss"))
+                if index.ntotal != first_row:
+                    raise RuntimeError(f"dense.faiss holds {index.ntotal} rows, not {first_row}")
+                if len(new):
+                    index.add(new)
+            _write_faiss(index, tmp / "dense.faiss")
+            del index
+        articles = first_article + len(self._articles)
+        return self._finish(
+            tmp,
+            started,
+            manifest_fields,
+            index_type=kind,
+            max_seq_length=max_seq_length,
+            counts=(live_articles, live_chunks),
+            slots=(articles, slots),
+            over_limit=over,
+        )
+
+    def _finish(
+        self,
+        tmp: Path,
+        started: float,
+        manifest_fields: dict[str, Any],
+        *,
+        index_type: str,
+        max_seq_length: int,
+        counts: tuple[int, int],
+        slots: tuple[int, int],
+        over_limit: int,
+    ) -> Manifest:
+        """Checksum and sync every file, then write the manifest that lists them."""
+        with self._phase("checksums"):
+            files: dict[str, FileRecord] = {}
+            for rel in _version_files(tmp):
+                path = tmp / rel
+                with open(path, "rb") as fh:
+                    os.fsync(fh.fileno())
+                    digest = hashlib.file_digest(fh, CHECKSUM).hexdigest()
+                files[rel] = FileRecord(path.stat().st_size, digest)
         manifest = Manifest(
             format_version=FORMAT_VERSION,
             dimension=self.dimension,
             max_seq_length=max_seq_length,
-            index_type=kind,
-            articles=len(self._articles),
-            chunks=len(self._chunks),
-            chunks_over_limit=sum(c.tokens > max_seq_length for c in self._chunks),
+            index_type=index_type,
+            articles=counts[0],
+            chunks=counts[1],
+            chunks_over_limit=over_limit,
             version=self.name,
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             files=files,
+            rows=slots[1] if slots[1] != counts[1] else None,
+            article_rows=slots[0] if slots[0] != counts[0] else None,
             **manifest_fields,
         )
         manifest.build_seconds = round(manifest.build_seconds + time.perf_counter() - started, 3)
-        data = manifest.to_json()
-        data["checksum"] = _manifest_digest(data)
-        with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(data, indent=2))
-            fh.flush()
-            os.fsync(fh.fileno())
-        for folder in {tmp, *((tmp / rel).parent for rel in files)}:
-            _fsync_dir(folder)
+        with self._phase("checksums"):
+            data = manifest.to_json()
+            data["checksum"] = _manifest_digest(data)
+            with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(data, indent=2))
+                fh.flush()
+                os.fsync(fh.fileno())
+            for folder in {tmp, *((tmp / rel).parent for rel in files)}:
+                _fsync_dir(folder)
         return manifest
 
-    def _write_sqlite(self, path: Path) -> None:
+    def _write_sqlite(
+        self, path: Path, terms: Sequence[lexical_terms.RowTerms], vocab: dict[str, int]
+    ) -> None:
         conn = sqlite3.connect(path)
         try:
             conn.executescript(SCHEMA)
-            conn.executemany(
-                "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    (row, a.id, a.title, a.source, a.path, a.url, a.date, h, a.text, first, n)
-                    for row, (a, h, first, n) in enumerate(self._articles)
-                ),
-            )
-            article_rows = {a.id: row for row, (a, _, _, _) in enumerate(self._articles)}
-            conn.executemany(
-                "INSERT INTO chunks VALUES (?,?,?,?,?,?)",
-                (
-                    (row, article_rows[c.article_id], c.ordinal, c.start, c.end, c.tokens)
-                    for row, c in enumerate(self._chunks)
-                ),
-            )
-            conn.executemany(
-                "INSERT INTO pages VALUES (?,?)",
-                (
-                    (row, json.dumps(list(a.pages)))
-                    for row, (a, _, _, _) in enumerate(self._articles)
-                    if a.pages
-                ),
-            )
+            conn.executemany("INSERT INTO vocab VALUES (?,?)", ((i, t) for t, i in vocab.items()))
+            self._insert_rows(conn, 0, 0, terms)
             conn.commit()
         finally:
             conn.close()
+
+    def _shifted(self, first_row: int) -> Iterator[tuple[Article, str, str, int, int]]:
+        """Each added article with its hash, text, first chunk row and chunk count."""
+        for a, h, first, n in self._articles:
+            yield a, h, a.text, first_row + first, n
+
+    def _insert_rows(
+        self,
+        conn: sqlite3.Connection,
+        first_article: int,
+        first_row: int,
+        terms: Sequence[lexical_terms.RowTerms],
+    ) -> None:
+        """Insert the added articles, numbered from `first_article`, chunks from `first_row`."""
+        conn.executemany(
+            "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                (first_article + i, a.id, a.title, a.source, a.path, a.url, a.date, h, *rest)
+                for i, (a, h, *rest) in enumerate(self._shifted(first_row))
+            ),
+        )
+        article_rows = {a.id: first_article + i for i, (a, _, _, _) in enumerate(self._articles)}
+        conn.executemany(
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?)",
+            (
+                (first_row + i, article_rows[c.article_id], c.ordinal, c.start, c.end, c.tokens)
+                for i, c in enumerate(self._chunks)
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO pages VALUES (?,?)",
+            (
+                (first_article + i, json.dumps(list(a.pages)))
+                for i, (a, _, _, _) in enumerate(self._articles)
+                if a.pages
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO terms VALUES (?,?,?)",
+            ((first_row + i, *t.blobs()) for i, t in enumerate(terms)),
+        )
+
+
+def has_term_counts(stored: StoredIndex) -> bool:
+    """Whether a version keeps BM25 term counts, which an incremental rebuild builds on."""
+    if stored.db is None:
+        return False
+    try:
+        names = {r[0] for r in stored.db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError:
+        return False
+    return {"vocab", "terms"} <= names
+
+
+def _write_faiss(index: faiss.Index, path: Path) -> None:
+    with open(path, "wb") as fh:
+        # through Python's file object, so a full disk is an OSError with its errno
+        writer = faiss.PyCallbackIOWriter(fh.write)
+        faiss.write_index(index, writer)
+        del writer  # flushes its buffer into fh
+
+
+VECTOR_BLOCK_ROWS = 16_384  # rows copied per write: ~25 MB of 384-d vectors
+
+
+def _write_vectors(
+    path: Path, base: np.ndarray, zeroed: Sequence[tuple[int, int]], new: np.ndarray
+) -> None:
+    """vectors.npy: `base` with the row ranges `zeroed` (start, count) zeroed, then `new`.
+
+    Written through a file object block by block, not a writable memory map: a full disk
+    is then an OSError, not a SIGBUS that kills the process.
+    """
+    rows = len(base) + len(new)
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+        "fortran_order": False,
+        "shape": (rows, base.shape[1]),
+    }
+    dead = np.zeros(len(base), dtype=bool)
+    for start, count in zeroed:
+        dead[start : start + count] = True
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+        for start in range(0, len(base), VECTOR_BLOCK_ROWS):
+            block = np.array(base[start : start + VECTOR_BLOCK_ROWS], dtype=np.float32)
+            block[dead[start : start + VECTOR_BLOCK_ROWS]] = 0.0
+            fh.write(block.tobytes())
+        fh.write(np.ascontiguousarray(new, dtype=np.float32).tobytes())
 
 
 def collect_garbage(root: Path, keep: int) -> None:
@@ -685,6 +954,7 @@ class StoredIndex:
         self._lexical: LexicalIndex | None = None
         self._lexical_loaded = False
         self._hashed: set[str] = set()
+        self._full_check = False  # checksums verified on open (a small version)
         self.db: sqlite3.Connection | None = None
         fd = _lock_version(path)
         self._release = weakref.finalize(self, os.close, fd)
@@ -692,6 +962,7 @@ class StoredIndex:
             self.manifest = self._read_manifest()
             total = sum(r.size for r in self.manifest.files.values())
             full = checksums if checksums is not None else total <= FULL_CHECK_BYTES
+            self._full_check = full
             for rel in self.manifest.files:
                 self._check_file(rel, checksum=full)
             self.db = self._open_db()
@@ -783,7 +1054,11 @@ class StoredIndex:
         except BaseException:
             db.close()
             raise
-        if counts != [self.manifest.articles, self.manifest.chunks]:
+        m = self.manifest
+        holes = m.rows is not None or m.article_rows is not None  # an incremental rebuild's
+        slots = [m.article_slots, m.chunk_slots]
+        fits = all(c <= s for c, s in zip(counts, slots, strict=True)) if holes else counts == slots
+        if not fits:
             db.close()
             raise self._damaged(
                 f"meta.sqlite holds {counts[0]} articles and {counts[1]} chunks, the manifest "
@@ -797,11 +1072,16 @@ class StoredIndex:
             vectors = np.load(path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError, EOFError) as exc:  # EOFError would read as Ctrl-D
             raise self._damaged(f"vectors.npy cannot be read ({_brief(exc)})") from exc
-        expected = (self.manifest.chunks, self.manifest.dimension)
+        expected = (self.size, self.manifest.dimension)
         if vectors.dtype != np.float32 or vectors.shape != expected:
             raise self._damaged(
                 f"vectors.npy holds {vectors.dtype} {vectors.shape} instead of float32 {expected}"
             )
+        # Re-scoring reads scattered rows: without this each row read ahead ~100 kB around it
+        # (686 MiB resident after 100 queries at 1M chunks, instead of a page per row).
+        mapped = getattr(vectors, "_mmap", None)
+        if mapped is not None and hasattr(mmap, "MADV_RANDOM"):
+            mapped.madvise(mmap.MADV_RANDOM)
         return vectors
 
     def verify(self) -> None:
@@ -812,6 +1092,7 @@ class StoredIndex:
         """
         for rel in self.manifest.files:
             self._check_file(rel, checksum=True)
+        self._full_check = True
         self.dense  # noqa: B018
         self.lexical  # noqa: B018
 
@@ -823,19 +1104,20 @@ class StoredIndex:
 
     @property
     def size(self) -> int:
-        return self.manifest.chunks
+        """Chunk rows (FAISS ids, BM25 documents), holes of an incremental rebuild included."""
+        return self.manifest.chunk_slots
 
     @property
     def dense(self) -> faiss.Index:
-        """The FAISS index, loaded (and its checksum verified) on first use.
+        """The FAISS index, memory-mapped on first use (its checksum verified when small).
 
         Raises:
             IndexDamaged: the file is damaged or is not this version's index.
         """
         if self._faiss is None:
-            path = self._check_file("dense.faiss", checksum=True)
+            path = self._check_file("dense.faiss", checksum=self._full_check)
             try:
-                index = faiss.read_index(str(path))
+                index = ann.read_index(path)
             except Exception as exc:  # any failure to parse it is damage
                 raise self._damaged(f"dense.faiss cannot be read ({_brief(exc)})") from exc
             if index.ntotal != self.size or index.d != self.manifest.dimension:
@@ -846,9 +1128,19 @@ class StoredIndex:
             self._faiss = index
         return self._faiss
 
+    def dense_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top `k` rows per query vector (scores, ids), exact cosines for a lossy index.
+
+        Raises:
+            IndexDamaged: the FAISS file is damaged.
+        """
+        return ann.search(
+            self.dense, self.manifest.index_type, self.vectors, queries, k, self._ann_config.rescore
+        )
+
     @property
     def lexical(self) -> LexicalIndex | None:
-        """The BM25 index (None for an empty version), checked on first use.
+        """The BM25 index (None for an empty version), memory-mapped, checked on first use.
 
         Raises:
             IndexDamaged: a BM25 file is damaged.
@@ -858,10 +1150,10 @@ class StoredIndex:
             lexical = None
             if names:
                 for rel in names:
-                    self._check_file(rel, checksum=True)
+                    self._check_file(rel, checksum=self._full_check)
                 try:
                     lexical = LexicalIndex.load(self.path / "bm25", self.size)
-                    lexical.check()
+                    lexical.check(thorough=self._full_check)
                 except Exception as exc:  # any failure to parse it is damage
                     raise self._damaged(f"the BM25 index cannot be read ({_brief(exc)})") from exc
             self._lexical = lexical

@@ -324,6 +324,8 @@ class DiscordDouble:
             "relationships": [],
             "application": {"id": str(APP_ID), "flags": 0},
         }
+        if "shard" in data:  # as Discord does: an auto-sharded client reads it from READY
+            ready["shard"] = data["shard"]
         await ws.send_json({"op": 0, "t": "READY", "s": next(self._seq), "d": ready})
         for guild in self.guilds.values():
             threads = [t for t in self.threads.values() if t["guild_id"] == guild["id"]]

@@ -2,10 +2,15 @@
 
 Endpoints: discord.py sends every REST call, webhook and interaction-callback calls included,
 through the one class attribute `discord.http.Route.BASE` (`discord.webhook.async_` imports
-that same `Route`), and a non-sharded client opens its gateway websocket straight at
-`DiscordWebSocket.DEFAULT_GATEWAY` without asking `GET /gateway` first (only the
-auto-sharded clients call `GET /gateway/bot`). `configure_endpoints` points both at the
-settings, which is how tests run the real client against a local Discord double.
+that same `Route`). The bot is auto-sharded: it asks `GET /gateway/bot` for the shard count
+Discord recommends and the gateway URL, and opens one websocket per shard there (a bot past
+2,500 servers must shard; below that it is one shard). `configure_endpoints` points the API
+base, and `DiscordWebSocket.DEFAULT_GATEWAY` (used instead when DISCORD_SHARD_COUNT is set), at
+the settings, which is how tests run the real client against a local Discord double.
+
+Several processes can split one bot: each runs the shards in `DISCORD_SHARD_IDS` out of
+`DISCORD_SHARD_COUNT`, and Discord routes each server's events to exactly one shard, so no
+question is answered twice. With `VECTOR_STORE=milvus` they all answer from one collection.
 
 Stopping: the first SIGTERM/SIGINT drains (`QACog.drain`: no new questions, the ones in flight
 delivered for up to `discord_drain_seconds`) and then closes the connection and the HTTP
@@ -72,8 +77,8 @@ def command_payload_hash(bot: commands.Bot) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-class QABot(commands.Bot):
-    """A non-sharded bot holding the one `QAService` of the process."""
+class QABot(commands.AutoShardedBot):
+    """An auto-sharded bot holding the one `QAService` of the process."""
 
     def __init__(
         self,
@@ -95,6 +100,8 @@ class QABot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             guild_ready_timeout=GUILD_READY_TIMEOUT,
             heartbeat_timeout=heartbeat_timeout,
+            shard_count=settings.discord_shard_count,
+            shard_ids=settings.discord_shard_ids or None,
         )
         self.settings = settings
         self.service = service

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 import pytest_asyncio
 from discord_double import (
@@ -639,3 +640,21 @@ async def test_new_index_from_another_process_is_picked_up(
         assert service.index_version() != before
         _, _, followup = await ask(double, "When is the Zorblax lantern festival held?")
     assert "Zorblax lantern festival of Quillerton" in embed_text(followup.json)
+
+
+async def test_the_bot_is_auto_sharded_and_can_run_its_share_of_shards(
+    double: DiscordDouble, make_settings, service_for
+) -> None:
+    settings = make_settings()
+    async with running_bot(double, settings, service_for(settings)) as bot:
+        assert isinstance(bot, discord.AutoShardedClient)
+        assert double.find(lambda r: r.path == "/gateway/bot")  # Discord's recommended count
+        assert double.identifies[-1]["shard"] == [0, 1]
+    # one of two processes splitting the bot: it runs shard 1 of 2, and answers there
+    settings = make_settings(discord_shard_count=2, discord_shard_ids=[1])
+    async with running_bot(double, settings, service_for(settings)) as bot:
+        assert list(bot.shard_ids or []) == [1]
+        assert double.identifies[-1]["shard"] == [1, 2]
+        _, callback, followup = await ask(double, SEED_QUESTION)
+    assert callback.json == {"type": 5}
+    assert "cut it out" in embed_text(followup.json)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from index import store
+from index.ann import AUTO_LARGE
 from index.errors import IndexFolderError, IndexMismatch, RebuildBusy
 from index.live import LiveIndex
 from index.rebuild import ann_config, rebuild
@@ -355,7 +356,7 @@ def test_auto_picks_flat_below_the_threshold_and_hnsw_above(built, monkeypatch):
     lowered = IndexSettings(articles_dir=settings.articles_dir, index_dir=settings.index_dir)
     report = rebuild(lowered, counter.get)  # no article changed, but the layout must
     assert report.published and report.unchanged == 3 and counter.documents == 0
-    assert manifest(settings.index_dir)["index_type"] == "hnsw"
+    assert manifest(settings.index_dir)["index_type"] == AUTO_LARGE  # the measured choice
     second = vectors_by_article(settings.index_dir)
     assert all(np.array_equal(first[a], second[a]) for a in first)
 
@@ -363,7 +364,7 @@ def test_auto_picks_flat_below_the_threshold_and_hnsw_above(built, monkeypatch):
     raised = IndexSettings(articles_dir=settings.articles_dir, index_dir=settings.index_dir)
     assert rebuild(raised, counter.get).published
     assert manifest(settings.index_dir)["index_type"] == "flat"
-    assert ann_config(raised).resolve(chunks + 1) == "hnsw"
+    assert ann_config(raised).resolve(chunks + 1) == AUTO_LARGE
 
 
 def test_changing_index_type_republishes_without_embedding(built):
