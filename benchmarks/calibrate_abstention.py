@@ -10,6 +10,10 @@ and topic with what is indexed:
   names, a fact the index does not hold), leaving out any whose gold answer appears anywhere
   in the article's indexed text (it might be answerable there).
 
+Off-corpus questions that name something the index holds (a capitalised word of the
+question found in the indexed text) are also reported apart ("off sharing a name"): the
+issue's "off-corpus questions that share names with the indexed articles".
+
 Articles are split in two halves by a hash of their title. The model is fitted on the
 `train` half; the threshold is chosen there as the highest that still answers
 `--min-answered` of on-corpus questions; every figure printed for the `test` half comes
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import sys
@@ -40,6 +45,7 @@ from squad_data import DEFAULT_DATASET
 
 from bot import abstention
 from bot.extractive import ExtractiveAnswerer
+from bot.followups import named_terms
 from bot.settings import Settings
 from index.embedder import load_embedder
 from index.rebuild import rebuild
@@ -118,8 +124,9 @@ def fit(x: np.ndarray, y: np.ndarray, names: list[str]) -> abstention.EvidenceMo
 
 def rates(p: np.ndarray, kinds: np.ndarray, t: float) -> dict[str, float]:
     out = {"on_answered": float((p[kinds == "on"] >= t).mean())}
-    off = np.isin(kinds, ["off", "hard"])
-    out["off_declined"] = float((p[kinds == "off"] < t).mean())
+    off = np.isin(kinds, ["off", "off_named", "hard"])
+    out["off_declined"] = float((p[np.isin(kinds, ["off", "off_named"])] < t).mean())
+    out["off_named_declined"] = float((p[kinds == "off_named"] < t).mean())
     out["hard_declined"] = float((p[kinds == "hard"] < t).mean())
     out["all_off_declined"] = float((p[off] < t).mean())
     return out
@@ -153,14 +160,22 @@ def main() -> None:
     answerer = ExtractiveAnswerer(settings.answer_max_sentences, settings.answer_max_words)
 
     names = list(abstention.FEATURES)
+    unseen = math.log(1 + (searcher.stored.size + 0.5) / 0.5)  # BM25 idf of an unseen word
     rows = []
+    shares_name: list[bool] = []
     for c in sample:
         hits = searcher.search(c.text, settings.search_k)
         ranked = answerer.rank_sentences(c.text, hits, embedder)
-        f = abstention.features(c.text, hits, ranked, searcher.term_weights(c.text))
+        idf = searcher.term_weights(c.text)
+        f = abstention.features(c.text, hits, ranked, idf)
         rows.append([f[n] for n in names])
+        # the "off-corpus questions that share names with the indexed articles"
+        shares_name.append(any(idf.get(t, unseen) < unseen - 1e-9 for t in named_terms(c.text)))
     x = np.array(rows)
-    kinds = np.array([c.kind for c in sample])
+    kinds = np.array(
+        [c.kind + ("_named" if c.kind == "off" and named else "") for c, named in
+         zip(sample, shares_name, strict=True)]
+    )  # fmt: skip
     halves = np.array([c.half for c in sample])
     train, test = halves == "train", halves == "test"
 
@@ -172,15 +187,19 @@ def main() -> None:
     test_on, test_off = p[test & (kinds == "on")], p[test & (kinds != "on")]
     out = {
         "questions": {
-            f"{h}_{k}": int(((halves == h) & (kinds == k)).sum()) for h in ("train", "test")
-            for k in KINDS
+            f"{h}_{k}": int(((halves == h) & (kinds == k)).sum())
+            for h in ("train", "test")
+            for k in (*KINDS, "off_named")
         },
         "auroc_test": {
             "model": auroc(test_on, test_off),
-            "model_off": auroc(test_on, p[test & (kinds == "off")]),
+            "model_off": auroc(test_on, p[test & np.isin(kinds, ["off", "off_named"])]),
+            "model_off_named": auroc(test_on, p[test & (kinds == "off_named")]),
             "model_hard": auroc(test_on, p[test & (kinds == "hard")]),
-            **{n: auroc(x[test & (kinds == "on"), i], x[test & (kinds != "on"), i])
-               for i, n in enumerate(names)},
+            **{
+                n: auroc(x[test & (kinds == "on"), i], x[test & (kinds != "on"), i])
+                for i, n in enumerate(names)
+            },
         },
         "threshold": chosen,
         "train": rates(p[train], kinds[train], chosen),
@@ -201,12 +220,14 @@ def main() -> None:
     for name, value in out["auroc_test"].items():
         print(f"  {name:26} {value:.3f}")
     print()
-    print("| threshold | on-corpus answered | off declined | hard declined | all off declined |")
-    print("|---|---|---|---|---|")
+    print("| threshold | on-corpus answered | off declined | off sharing a name declined | "
+          "hard declined | all off declined |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
     for row in out["tradeoff_test"]:
         print(
             f"| {row['threshold']:.2f} | {row['on_answered']:.3f} | {row['off_declined']:.3f} | "
-            f"{row['hard_declined']:.3f} | {row['all_off_declined']:.3f} |"
+            f"{row['off_named_declined']:.3f} | {row['hard_declined']:.3f} | "
+            f"{row['all_off_declined']:.3f} |"
         )
     print()
     for half in ("train", "test"):

@@ -128,9 +128,7 @@ def features(
     for h in hits[:3]:
         top3.update(document_terms(f"{h.title}\n{h.text}"))
     best_passage = set(document_terms(f"{hits[0].title}\n{hits[0].text}"))
-    by_sentence = max(
-        (covered(set(document_terms(s.text))) for s in ranked[:8]), default=0.0
-    )
+    by_sentence = max((covered(set(document_terms(s.text))) for s in ranked[:8]), default=0.0)
     missing = [weight[t] for t in terms if t not in top3]
     best = max(s.dense for s in ranked)
     out.update(

@@ -24,6 +24,7 @@ vectors (no re-embedding). `--full` always writes whole.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -139,19 +140,20 @@ def rebuild(
     report = RebuildReport(full=full)
     if not settings.articles_dir.is_dir():  # before the lock creates the index folder
         raise FileNotFoundError(f"articles folder not found: {settings.articles_dir}")
-    with rebuild_lock(root):
+    # What each file gives (parse, block keys, boilerplate) is cached by its bytes in the
+    # index folder, so planning grows with the change; `--full` never reads the cache. It
+    # is saved only once the rebuild has succeeded: a failed one (a full disk) leaves the
+    # folder as it was.
+    with rebuild_lock(root), contextlib.closing(ArticleCache.open(root, reuse=not full)) as cache:
         sweep_unfinished(root)  # what a killed rebuild left
         notify("load", 0, 0)
-        # What each file gives (parse, block keys, boilerplate) is cached by its bytes in the
-        # index folder, so planning grows with the change; `--full` never reads the cache.
-        with ArticleCache.open(root, reuse=not full) as cache:
-            loaded = load_articles(
-                settings.articles_dir,
-                max_article_bytes=settings.max_article_bytes,
-                max_title_chars=settings.max_title_chars,
-                cache=cache,
-            )
-            marked = mark_boilerplate(loaded.articles, cache=cache)
+        loaded = load_articles(
+            settings.articles_dir,
+            max_article_bytes=settings.max_article_bytes,
+            max_title_chars=settings.max_title_chars,
+            cache=cache,
+        )
+        marked = mark_boilerplate(loaded.articles, cache=cache)
         report.skipped = loaded.skipped
         plan = _plan(settings, marked, full, report)
         report.phases["plan"] = time.perf_counter() - started
@@ -164,6 +166,7 @@ def rebuild(
                 report.chunks = plan.previous.size
                 report.version = plan.previous.version
                 collect_garbage(root, settings.keep_versions)  # e.g. a killed rebuild's .tmp-
+                cache.save()
                 report.seconds = time.perf_counter() - started
                 notify("done", report.articles, report.articles)
                 return report
@@ -220,6 +223,7 @@ def rebuild(
             if plan.previous is not None:
                 plan.previous.close()
         collect_garbage(root, settings.keep_versions)
+        cache.save()
     report.chunks = manifest.chunks
     report.version = manifest.version
     report.published = True

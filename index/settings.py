@@ -143,8 +143,7 @@ class IndexSettings(BaseSettings):
     milvus_collection: str = Field(
         "articles",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,180}$",
-        description="Name prefix of the collections (<name>_chunks, <name>_articles, "
-        "<name>_meta).",
+        description="Name prefix of the collections (<name>_chunks, <name>_articles, <name>_meta).",
     )
     milvus_token: SecretStr | None = Field(
         None, description="Milvus server token (user:password or an API key); never logged."

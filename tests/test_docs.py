@@ -15,4 +15,3 @@ def test_cli_reference_is_current() -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-
