@@ -39,14 +39,15 @@ import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
-
-import discord
 
 from index.display import printable
 
 from .models import Answer, Citation
+
+if TYPE_CHECKING:  # discord is imported where an embed is made: the terminal never needs it
+    import discord
 
 TITLE_LIMIT = 256
 DESCRIPTION_LIMIT = 4096
@@ -64,10 +65,22 @@ SOURCES_PER_PAGE = 10
 ELLIPSIS = "…"
 NO_ANSWER_TEXT = "The articles do not answer that."
 
-FOUND_COLOUR = discord.Colour.green()
-NOT_FOUND_COLOUR = discord.Colour.orange()
-INFO_COLOUR = discord.Colour.blurple()
-ERROR_COLOUR = discord.Colour.red()
+_COLOURS = {
+    "FOUND_COLOUR": "green",
+    "NOT_FOUND_COLOUR": "orange",
+    "INFO_COLOUR": "blurple",
+    "ERROR_COLOUR": "red",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The embed colours, made on first use: importing discord costs the terminal chat's
+    start-up ~0.5 s, and only Discord embeds need them."""
+    if name in _COLOURS:
+        import discord
+
+        return getattr(discord.Colour, _COLOURS[name])()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ArticleLike(Protocol):
@@ -180,6 +193,8 @@ def _md_tokens(text: str, limit: int | None = None) -> Iterator[str]:
 
 def _escaped(segment: str, at_line_start: bool) -> Iterator[str]:
     """Each character of `segment` (text between addresses), escaped where it is markup."""
+    import discord
+
     segment = discord.utils.escape_mentions(segment)
     markers = {
         m.end(1) - 1
@@ -479,7 +494,7 @@ def answer_embed(answer: Answer) -> discord.Embed:
     A not-found answer is orange, says the articles do not cover the question (the answer
     text does) and lists the closest sources under "Closest sources" instead of "Sources".
     """
-    colour = FOUND_COLOUR if answer.found else NOT_FOUND_COLOUR
+    colour = __getattr__("FOUND_COLOUR" if answer.found else "NOT_FOUND_COLOUR")
     title = md_text(one_line(answer.question), TITLE_LIMIT) or None
     description = _description(answer, DESCRIPTION_LIMIT)
     groups = group_citations(answer.citations)
@@ -515,6 +530,8 @@ def _build(
     footer_bits: list[str],
     total_sources: int,
 ) -> discord.Embed:
+    import discord
+
     embed = discord.Embed(title=title, description=description, colour=colour)
     for name, value in fields:
         embed.add_field(name=name, value=value, inline=False)
@@ -596,10 +613,12 @@ def sources_page(
         if needle
         else "Indexed articles"
     )
+    import discord
+
     embed = discord.Embed(
         title=f"{heading} ({len(matches):,})",
         description=description,
-        colour=INFO_COLOUR,
+        colour=__getattr__("INFO_COLOUR"),
     )
     embed.set_footer(text=f"Page {page} of {pages}")
     return embed
@@ -640,6 +659,8 @@ def strip_mention(text: str, user_id: int) -> str:
 
 def help_embed(*, cooldown_seconds: float, answer_mentions: bool) -> discord.Embed:
     """What the bot does and how to use it."""
+    import discord
+
     embed = discord.Embed(
         title="Article Q&A",
         description=(
@@ -648,7 +669,7 @@ def help_embed(*, cooldown_seconds: float, answer_mentions: bool) -> discord.Emb
             "the exact passage quoted, so you can check it. When the articles do not "
             "cover a question I say so and show the closest sources instead of guessing."
         ),
-        colour=INFO_COLOUR,
+        colour=__getattr__("INFO_COLOUR"),
     )
     embed.add_field(
         name="Commands",
