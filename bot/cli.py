@@ -5,7 +5,6 @@ Flags and `--json` shapes here are contracts that scripts and outside checks rel
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import io
@@ -15,7 +14,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, TextIO
 
 import click
 
@@ -30,15 +29,19 @@ from index.cli_common import (
     skipped_line,
 )
 from index.display import printable
-from index.embedder import preload
-from index.errors import IndexNotBuilt
-from index.live import published_version
+from index.errors import EmbedderUnavailable, IndexNotBuilt
 from index.redact import redact_url
 
 from .errors import SAFE_ERRORS, BadQuestion
 from .models import Answer
-from .service import QAService
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .service import QAService
+
+# The answering modules (FAISS, BM25, ONNX Runtime, ~1 s of imports) are imported by the
+# commands that answer, so that `--help`, `feedback` and a refused token do not wait for
+# them, and so that `run` can start loading the model before importing them.
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ def bot_settings(**overrides: Any) -> Settings:
 
 def ensure_index(service: QAService, *, quiet: bool = False) -> None:
     """Build the index on first run, so a newcomer's first command gives an answer."""
+    from index.live import published_version
+
     settings = service.settings
     if published_version(settings) is not None:
         return
@@ -103,9 +108,14 @@ def cli(ctx: click.Context, verbose: int) -> None:
 def run_cmd() -> None:
     """Run the Discord bot, or the terminal chat when no DISCORD_TOKEN is set."""
     settings = bot_settings()
+    loading = _start_model(settings)
+    from index.embedder import preload
+    from index.live import published_version
+
+    from .service import QAService
+
     service = QAService(settings)
-    loading = None
-    if published_version(settings):  # else the first-run build loads it
+    if loading is None and published_version(settings):  # else the first-run build loads it
         loading = preload(service.embedder)  # the model loads while the index opens
     try:
         _run(settings, service)
@@ -115,6 +125,31 @@ def run_cmd() -> None:
             # token, a quick "quit") aborts the process ("terminate called without an active
             # exception"): let the load finish first.
             concurrent.futures.wait([loading], timeout=120)
+
+
+def _start_model(settings: Settings) -> concurrent.futures.Future[Any] | None:
+    """Start loading the model that will embed questions, before the rest of the bot is
+    imported; None when it cannot be known yet.
+
+    Reading the published index's manifest imports the store (FAISS, BM25: half the
+    bot's import time); the model then loads, mostly inside ONNX Runtime and off the GIL,
+    while the answering modules are imported and the index opens, and the service's own
+    getter takes the load over (`index.embedder.preload_embedder`). Nothing is started
+    when no index is published (the first-run build loads its own model), nor for Milvus,
+    whose published version is only known through its client (`run_cmd` preloads later).
+    """
+    if settings.vector_store != "faiss":
+        return None
+    from index.embedder import configured_load_args, preload_embedder, published_backend
+
+    published = published_backend(settings.index_dir)
+    if published is None:
+        return None
+    try:
+        args = configured_load_args(settings, index=published, serving=True)
+    except EmbedderUnavailable:
+        return None  # reported by the service where the model is needed
+    return preload_embedder(*args)
 
 
 def _run(settings: Settings, service: QAService) -> None:
@@ -130,6 +165,8 @@ def _run(settings: Settings, service: QAService) -> None:
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)  # a long-running service logs its life
     ensure_index(service)
+    import asyncio
+
     from .transports.discord_client import run_bot
 
     with contextlib.suppress(KeyboardInterrupt), discord_errors(settings):
@@ -172,6 +209,9 @@ def sync_cmd() -> None:
     settings = bot_settings()
     if settings.discord_token is None or not settings.discord_token.get_secret_value():
         raise click.ClickException("DISCORD_TOKEN is not set")
+    import asyncio
+
+    from .service import QAService
     from .transports.discord_client import sync_commands
 
     with discord_errors(settings):
@@ -205,10 +245,13 @@ def ask_cmd(
 
     With --json each answer also lists "retrieved": the passages it was chosen from, after
     conversation handling ({rank, score, chunk_id, article_id, title, source, start, end}),
-    and "conversation": the ID of a --batch line that gave one.
+    and "conversation": the ID of a --batch line that gave one. A follow-up an LLM rewrote
+    for the search (LLM_CONDENSE) also has "standalone_question": that rewrite.
     """
     if (question is None) == (batch is None):
         raise click.UsageError("give either a QUESTION or --batch FILE")
+    from .service import QAService
+
     settings = bot_settings(index_dir=index_dir, search_k=k)
     service = QAService(settings)
     if batch is not None:
@@ -328,6 +371,8 @@ def answer_json(answer: Answer, conversation: str | None = None) -> dict[str, An
     ]
     if conversation is not None:
         data["conversation"] = conversation
+    if answer.standalone_question is not None:
+        data["standalone_question"] = answer.standalone_question
     return data
 
 

@@ -19,6 +19,9 @@ passage span, and the question is which article the conversation is about. Passa
 follow their article's score, a second passage of one article placed below the first by a
 multiple of the gap between them, so five passages are not five views of one article.
 
+With an LLM (`condense.py`), the follow-up rewritten to stand alone replaces the expanded
+query and the earlier questions' searches: the rewrite carries what they were a guess at.
+
 A follow-up whose new words are rare in the index (a name, a specific thing), carry most of
 its weight and are found by its own search outside the conversation's articles has changed
 topic: its own search leads, alone.
@@ -321,6 +324,7 @@ class Found:
     embedder: Embedder
     idf: dict[str, float]
     weights: FollowupWeights = DEFAULT_WEIGHTS
+    standalone: str | None = None  # the follow-up as an LLM rewrote it, if it was
 
     def answer(self, extra: Sequence[Hit] = ()) -> Answer:
         """The extractive answer to the question in its context, else on its own evidence.
@@ -372,8 +376,11 @@ class Found:
         """
         if self.ranking_question == self.question:
             return False
-        own = list(dict.fromkeys(query_terms(self.question)))
-        fresh = new_terms(self.question, self.context)
+        # A rewrite says in the conversation's words what the follow-up asks ("the other
+        # story" -> "the bakery"): its new words are the ones the passages must hold.
+        asked = self.standalone or self.question
+        own = list(dict.fromkeys(query_terms(asked)))
+        fresh = new_terms(asked, self.context)
         if not own or not fresh:
             return False
         weight = {t: self.idf.get(t, 1.0) for t in own}
@@ -393,8 +400,19 @@ def contextual_search(
     history: Sequence[Turn],
     k: int,
     weights: FollowupWeights = DEFAULT_WEIGHTS,
+    standalone: str | None = None,
 ) -> Found:
-    """Search for `question` as a turn of the conversation `history` (may be empty)."""
+    """Search for `question` as a turn of the conversation `history` (may be empty).
+
+    Args:
+        standalone: the follow-up rewritten to stand alone by an LLM (`condense.py`), if
+            one was: it takes the place of the expanded query (the earlier questions
+            prepended, a guess at what the rewrite knows) and of the earlier questions'
+            own searches, and is what the sentences are ranked against. The follow-up's
+            own search, the cited articles' prior and the topic-change rule stay, so a
+            rewrite that wrongly drags a new question back into the conversation does not
+            decide alone.
+    """
     context = context_of(history, weights)
     if context.empty:
         hits = searcher.search(question, k)
@@ -403,15 +421,22 @@ def contextual_search(
             searcher.term_weights(question), weights,
         )  # fmt: skip
     depth = max(k, weights.depth)
+    # A rewrite already carries what the earlier questions were about: searching them
+    # again would pull back to where the conversation was ("and the other story?").
+    earlier_questions = [] if standalone else list(context.questions)
     own_hits, expanded_hits, *earlier = searcher.search_batch(
-        [question, expanded_query(question, context), *context.questions], depth
+        [question, standalone or expanded_query(question, context), *earlier_questions], depth
     )
     idf = searcher.term_weights(question)
     max_idf = math.log(1 + (searcher.stored.size + 0.5) / 0.5)  # BM25 idf of an unseen word
     switched = changes_topic(question, context, own_hits, idf, max_idf, weights)
     hits = fuse(own_hits, expanded_hits, context, k, weights, switched=switched, earlier=earlier)
-    ranking = answering_question(question, context, switched=switched)
+    ranking = (
+        standalone
+        if standalone and not switched
+        else answering_question(question, context, switched=switched)
+    )
     return Found(
         question, ranking, hits, switched, context, answerer, searcher.embedder,
-        searcher.term_weights(ranking), weights,
+        searcher.term_weights(ranking), weights, standalone,
     )  # fmt: skip

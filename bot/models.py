@@ -64,6 +64,8 @@ class Answer:
     # The passages the answer was chosen from, after conversation handling (best first).
     retrieved: tuple[Hit, ...] = ()
     conversation: str | None = None  # the conversation id the question was asked in
+    # A follow-up as an LLM rewrote it to stand alone for the search (`condense.py`).
+    standalone_question: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

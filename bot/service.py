@@ -50,6 +50,7 @@ class _Step:
     extra: list[Hit]
     result: Answer
     llm_history: list[tuple[str, str]] = field(default_factory=list)
+    standalone: str | None = None  # the follow-up as the LLM rewrote it for the search
 
     @property
     def passages(self) -> list[Hit]:
@@ -163,7 +164,13 @@ class QAService:
             return Answer(q, talk.reply, found=False, answerer="chitchat")
         asked = without_greeting(q)
         history = self.conversations.history(conversation) if conversation else []
+        llm_history = [(t.question, t.answer_text) for t in history[-LLM_HISTORY_TURNS:]]
         searcher = self.live.get()
+        standalone = None
+        if history and self.llm is not None and self.settings.llm_condense:
+            standalone = self.llm.condense(asked, llm_history)
+            if standalone is not None:
+                log.info("follow-up %r searched as %r", asked, standalone)
         found = contextual_search(
             searcher,
             self.extractive,
@@ -171,6 +178,7 @@ class QAService:
             history,
             self.settings.search_k,
             self.followup_weights,
+            standalone=standalone,
         )
         extra = speaker_passages(
             found.ranking_question,
@@ -186,7 +194,8 @@ class QAService:
             hits=found.hits,
             extra=extra,
             result=result,
-            llm_history=[(t.question, t.answer_text) for t in history[-LLM_HISTORY_TURNS:]],
+            llm_history=llm_history,
+            standalone=standalone,
         )
 
     def _finish(self, step: _Step, result: Answer, started: float) -> Answer:
@@ -196,6 +205,7 @@ class QAService:
             question=step.question,
             retrieved=tuple(step.passages),
             conversation=step.conversation,
+            standalone_question=step.standalone,
         )
         if not verified(result.citations, step.searcher.stored.article_text):
             log.error("citation check failed for %r; refusing to show it", step.question)

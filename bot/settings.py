@@ -64,6 +64,11 @@ class Settings(IndexSettings):
     llm_api_key: SecretStr | None = None
     llm_timeout: float = Field(30.0, gt=0, le=600, allow_inf_nan=False)
     llm_max_tokens: int = Field(400, ge=16, le=100_000)
+    llm_condense: bool = Field(
+        True,
+        description="With an LLM: rewrite a follow-up as a standalone question for the search "
+        "(bot/condense.py); off, follow-ups are read by the offline rules alone.",
+    )
 
     # Discord
     discord_token: SecretStr | None = None
