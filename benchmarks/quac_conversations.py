@@ -23,6 +23,11 @@ questions: hit@1 and hit@5, the dialog's own section is the first / among the fi
 passages the answer was chosen from; gold, the answer holds one of the annotators' spans
 (case and spacing ignored); answered, the share not abstained. For the unanswerable
 follow-ups: abstained, the share that got "the articles don't say".
+
+With `LLM_BASE_URL` and `LLM_MODEL` set (read like the bot's own settings), every run
+answers through that model, and the conversation run has it rewrite each follow-up to
+stand alone before the search (`bot/condense.py`; `LLM_CONDENSE=false` measures the LLM
+without the rewrite). The header names the model, and its answers are cached apart.
 """
 
 from __future__ import annotations
@@ -202,7 +207,8 @@ class _Retrieved:
 def settings_key(settings: Settings) -> str:
     from index.store import current_version_name
 
-    fields_ = ("search_k", "abstain_threshold", "answer_max_sentences", "answer_max_words")
+    fields_ = ("search_k", "abstain_threshold", "answer_max_sentences", "answer_max_words",
+               "llm_base_url", "llm_model")  # fmt: skip
     parts = [str(getattr(settings, f)) for f in fields_]
     return "|".join([*parts, current_version_name(settings.index_dir) or ""])
 
@@ -263,13 +269,20 @@ def main() -> None:
         "dialogs": len(chosen),
         "weights": {f.name: getattr(weights, f.name) for f in fields(weights)},
         "seconds": round(seconds, 1),
+        "llm": settings.llm_model if settings.llm_enabled else None,
+        "llm_condense": settings.llm_enabled and settings.llm_condense,
         "followups": {r: follow[r].to_json() for r in runs},
         "first": {r: first[r].to_json() for r in runs},
     }
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"QuAC dev, {len(chosen)} dialogs ({seconds:.0f}s)\n")
+    llm = (
+        f"LLM {settings.llm_model}, rewrite {'on' if settings.llm_condense else 'off'}"
+        if settings.llm_enabled
+        else "offline (no LLM)"
+    )
+    print(f"QuAC dev, {len(chosen)} dialogs ({seconds:.0f}s), {llm}\n")
     print("| questions | run | n | hit@1 | hit@5 | gold | answered | abstained (unanswerable) |")
     print("|---|---|---|---|---|---|---|---|")
     for label, table in (("follow-ups (2, 3)", follow), ("first", first)):
