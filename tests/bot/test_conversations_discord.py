@@ -739,3 +739,42 @@ async def test_streamed_text_that_fails_validation_ends_with_the_extractive_answ
     assert "second Sunday of March" in rendered(embed["description"])
     assert "extractive" in embed["footer"]["text"]
     assert LANTERNS_TITLE in sources(final.json)
+
+
+@on_loop
+async def test_llm_follow_up_is_rewritten_then_streamed_with_its_citations(
+    double: DiscordDouble, make_settings, embedder
+) -> None:
+    standalone = "Who founded the Zorblax lantern festival of Quillerton?"
+    with LLMDouble() as llm:
+        llm.stream(["The festival ", "is held ", "on the second Sunday of March [1]."])
+        llm.reply(standalone)  # the rewrite of the follow-up (not streamed)
+        llm.stream(["It was founded by ", "the schoolteacher Marta Ilves ", "in 1923 [1]."])
+        settings = make_settings(llm_base_url=llm.base_url, llm_model="test-model")
+        async with running_bot(double, settings, embedder) as bot:
+            conversations = bot.qa.service.conversations  # type: ignore[union-attr]
+            await double.dispatch("MESSAGE_CREATE", double.dm_message(FESTIVAL_Q))
+            await nth_post(double, DM_CHANNEL, 1)
+            await double.wait_until(
+                lambda: len(conversations.history(dm_conversation(DM_CHANNEL))) == 1, 30
+            )
+            await double.dispatch("MESSAGE_CREATE", double.dm_message(FOLLOW_UP))
+            created = await nth_post(double, DM_CHANNEL, 2)
+            message_id = created.response["id"]
+            final = await double.wait_for_request(
+                lambda r: (
+                    r.method == "PATCH"
+                    and r.path.endswith(f"/messages/{message_id}")
+                    and bool(r.json.get("components"))
+                ),
+                timeout=30,
+            )
+    rewrite = llm.requests[1]
+    assert rewrite.body.get("stream") is not True
+    assert f"Q: {FESTIVAL_Q}" in rewrite.user_message
+    assert f"Last question: {FOLLOW_UP}" in rewrite.user_message
+    assert f"Question: {standalone}" in llm.requests[2].user_message
+    embed = final.json["embeds"][0]
+    assert "Marta Ilves" in rendered(embed["description"]) and "llm" in embed["footer"]["text"]
+    assert LANTERNS_TITLE in sources(final.json)
+    assert all(w.json["allowed_mentions"] == NO_PINGS for w in double.edits_of(message_id))
