@@ -5,8 +5,10 @@ Flags and `--json` shapes here are contracts that scripts and outside checks rel
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import contextlib
+import gc
 import io
 import json
 import logging
@@ -393,4 +395,9 @@ def feedback_export(out: TextIO) -> None:
 
 
 def main() -> None:
+    # Registered first, so run last: the interpreter's exit runs full garbage collections
+    # over the million objects of the loaded modules while tearing them down, ~0.3 s of
+    # CPU after the last answer with nothing to reclaim. Frozen, they are skipped; they are
+    # still released and every other exit handler still runs.
+    atexit.register(gc.freeze)
     cli()

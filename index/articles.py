@@ -64,12 +64,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import frontmatter
-import yaml
-
 from index.models import Article, Skipped
 
 if TYPE_CHECKING:
+    import yaml
     from trafilatura.settings import Extractor
 
     from index.article_cache import ArticleCache
@@ -734,6 +732,9 @@ def _parse_pdf(raw: bytes, path: Path, rel: str, limits: _Limits) -> Article:
 
 
 def _split_front_matter(content: str) -> tuple[dict[str, Any], str]:
+    import frontmatter  # with YAML, 0.1 s of imports that a bot serving the index never needs
+    import yaml
+
     handler = frontmatter.detect_format(content, frontmatter.handlers)
     if handler is None:
         return {}, content
@@ -755,6 +756,8 @@ def _split_front_matter(content: str) -> tuple[dict[str, Any], str]:
 
 
 def _yaml_reason(error: yaml.YAMLError) -> str:
+    import yaml
+
     if isinstance(error, yaml.MarkedYAMLError) and error.problem:
         return f"invalid front matter: {error.problem}"
     return f"invalid front matter: {_first_line(str(error))}"

@@ -651,6 +651,13 @@ def _runner(
 # ---------------------------------------------------------------- loading
 
 
+LoadArgs = tuple[str, str, str, Path | None, str | None]
+"""`load_embedder`'s arguments: name, device, backend, cache folder, int8 preset."""
+
+_preloaded_lock = threading.Lock()
+_preloaded: dict[LoadArgs, concurrent.futures.Future[Embedder]] = {}
+
+
 def load_embedder(
     name: str,
     device: str = "cpu",
@@ -660,6 +667,10 @@ def load_embedder(
 ) -> Embedder:
     """Load a model by name or path on one backend (`auto` is resolved by the caller).
 
+    A load with the same arguments started by `preload_embedder` is taken over instead
+    (waiting for it if needed); if it failed, the model is loaded again here, so the error
+    is raised where it is needed, as without a preload.
+
     Args:
         quantization: the int8 preset for onnx-int8 (default: this CPU's); an index built
             elsewhere is extended and queried with its own.
@@ -667,6 +678,44 @@ def load_embedder(
     Raises:
         EmbedderUnavailable: with a message naming the model and the reason.
     """
+    with _preloaded_lock:
+        started = _preloaded.pop((name, device, backend, cache_dir, quantization), None)
+    if started is not None:
+        try:
+            return started.result()
+        except Exception as exc:
+            log.debug("preloading the model failed (%s); loading it again", exc)
+    return _load_embedder(name, device, backend, cache_dir, quantization)
+
+
+def preload_embedder(
+    name: str,
+    device: str = "cpu",
+    backend: str = "torch",
+    cache_dir: Path | None = None,
+    quantization: str | None = None,
+) -> concurrent.futures.Future[Embedder]:
+    """Start `load_embedder` in a background thread now; the first `load_embedder` call
+    with the same arguments takes this load over instead of starting its own.
+
+    For a process that will need the model soon but has other work first: the bot starts
+    the model it will serve with before importing the rest of itself, and the service's own
+    lazy getter then finds it loaded or loading (`bot/cli.py`).
+    """
+    key: LoadArgs = (name, device, backend, cache_dir, quantization)
+    future = preload(lambda: _load_embedder(*key))
+    with _preloaded_lock:
+        _preloaded[key] = future
+    return future
+
+
+def _load_embedder(
+    name: str,
+    device: str = "cpu",
+    backend: str = "torch",
+    cache_dir: Path | None = None,
+    quantization: str | None = None,
+) -> Embedder:
     path, packaged = resolve_model_path(name)
     if packaged:
         _offline()
@@ -720,6 +769,22 @@ def load_configured_embedder(
             backend that starts fastest.
         loader: `load_embedder` or a stand-in with its positional arguments (tests).
     """
+    args = configured_load_args(settings, follow_index=follow_index, index=index, serving=serving)
+    return (loader or load_embedder)(*args)
+
+
+def configured_load_args(
+    settings: Any,
+    *,
+    follow_index: bool = True,
+    index: tuple[str, str | None] | None = None,
+    serving: bool = False,
+) -> LoadArgs:
+    """The `load_embedder` arguments of `load_configured_embedder` (same parameters).
+
+    Raises:
+        EmbedderUnavailable: an unknown backend name.
+    """
     published = None
     if follow_index:
         published = index or published_backend(settings.index_dir)
@@ -730,7 +795,7 @@ def load_configured_embedder(
     except ValueError as exc:
         raise EmbedderUnavailable(str(exc)) from exc
     preset = published[1] if published and published[0] == backend else None
-    return (loader or load_embedder)(
+    return (
         settings.embedding_model,
         settings.embedding_device,
         backend,

@@ -3,10 +3,11 @@
 The FAISS store is a folder of immutable versions, private to one machine. A Milvus
 collection is shared: any number of bot processes, on any number of machines, can answer from
 one collection on a Milvus server (`MILVUS_URI=http://...`), and nothing is kept locally but
-the URI. Milvus Lite (`MILVUS_URI=path/to/file.db`) runs the same engine embedded in one
-process, for one machine and for the tests.
+the URI (a rebuilding machine keeps its article cache in INDEX_DIR). Milvus Lite
+(`MILVUS_URI=path/to/file.db`) runs the same engine embedded in one process, for one machine
+and for the tests.
 
-Three collections share the prefix `MILVUS_COLLECTION`:
+Collections share the prefix `MILVUS_COLLECTION`:
 
 - `<name>_chunks`: one row per chunk, its primary key the chunk's *row*
   (`article number << ORDINAL_BITS | ordinal`, so the neighbours of a chunk are row +- 1 as in
@@ -17,7 +18,8 @@ Three collections share the prefix `MILVUS_COLLECTION`:
   field (part 0 also holds title, source, date, PDF pages, hash and chunk count), plus one
   `meta` row: the model, backend, chunker and the *version*, a new name at every rebuild
   that readers poll to know when to drop their caches (`index.live`).
-- Milvus needs a vector field in every collection: the articles' one is a constant.
+- `<name>_lock`: the lease of the rebuild running, if any (`index.milvus_lock`).
+- Milvus needs a vector field in every collection: the articles' and lock's are constants.
 
 BM25 terms are the same stemmed terms as the FAISS store's BM25 (`index.lexical`): Milvus
 Lite's analyzers do not stem, and identical terms keep both stores' rankings comparable.
@@ -28,7 +30,8 @@ score normalisation (arctan) squashes BM25 and lost 1.7 points of hit@1 on SQuAD
 cosine of each hit is computed here from the returned vector, for the answerer's abstention.
 
 A rebuild writes in place (`index.milvus_rebuild`), so readers may see an article changed
-mid-rebuild; only one process may rebuild a collection at a time.
+mid-rebuild; one rebuild at a time per collection, held by a lease in `<name>_lock`
+(`index.milvus_lock`).
 """
 
 from __future__ import annotations
@@ -191,6 +194,33 @@ def _client(config: MilvusConfig) -> Any:
         return client
 
 
+def lite_path(config: MilvusConfig) -> Path:
+    """The Milvus Lite file of `config`, its folder created.
+
+    Raises:
+        MilvusUnavailable: the URI is neither a server URL nor a .db path, or its folder
+            cannot be created.
+    """
+    uri = config.uri
+    if "://" in uri:
+        raise MilvusUnavailable(
+            f"MILVUS_URI {redact_url(uri)!r} is neither a server URL (http://, https://, "
+            "tcp://) nor a Milvus Lite file"
+        )
+    path = Path(uri).expanduser()
+    if path.suffix != ".db":
+        raise MilvusUnavailable(
+            f"MILVUS_URI {uri!r}: a Milvus Lite file name must end in .db "
+            "(or give a server URL such as http://localhost:19530)"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise MilvusUnavailable(f"cannot create {path.parent} for Milvus Lite: {reason}") from exc
+    return path
+
+
 def _connect(config: MilvusConfig) -> Any:
     """A new connected `MilvusClient`.
 
@@ -207,25 +237,7 @@ def _connect(config: MilvusConfig) -> Any:
         register_secret(config.token)
     uri = config.uri
     if config.is_lite:
-        if "://" in uri:
-            raise MilvusUnavailable(
-                f"MILVUS_URI {redact_url(uri)!r} is neither a server URL (http://, https://, "
-                "tcp://) nor a Milvus Lite file"
-            )
-        path = Path(uri).expanduser()
-        if path.suffix != ".db":
-            raise MilvusUnavailable(
-                f"MILVUS_URI {uri!r}: a Milvus Lite file name must end in .db "
-                "(or give a server URL such as http://localhost:19530)"
-            )
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise MilvusUnavailable(
-                f"cannot create {path.parent} for Milvus Lite: {reason}"
-            ) from exc
-        uri = str(path)
+        uri = str(lite_path(config))
         try:
             import milvus_lite  # noqa: F401
         except ImportError:
@@ -263,7 +275,7 @@ class MilvusStore:
     # -- plumbing
 
     @contextmanager
-    def _calling(self, what: str) -> Iterator[None]:
+    def calling(self, what: str) -> Iterator[None]:
         """Any failure of a Milvus call as one `MilvusUnavailable` line naming the store."""
         try:
             yield
@@ -273,7 +285,7 @@ class MilvusStore:
             raise MilvusUnavailable(f"{what} failed on {self.config.where}: {_brief(exc)}") from exc
 
     def _query(self, collection: str, expr: str, fields: list[str]) -> list[dict]:
-        with self._calling("a query"):
+        with self.calling("a query"):
             self._load(collection)
             return list(self.client.query(collection, filter=expr, output_fields=fields))
 
@@ -287,7 +299,7 @@ class MilvusStore:
     def _scan(self, collection: str, expr: str, fields: list[str]) -> list[dict]:
         """Every matching row, page by page (a plain query's result size is capped)."""
         out: list[dict] = []
-        with self._calling("a scan"):
+        with self.calling("a scan"):
             self._load(collection)
             it = self.client.query_iterator(
                 collection, batch_size=1000, filter=expr, output_fields=fields
@@ -306,7 +318,7 @@ class MilvusStore:
 
     def read_meta(self) -> MilvusMeta | None:
         """The `meta` row, or None when nothing was ever built into these collections."""
-        with self._calling("reading the collections"):
+        with self.calling("reading the collections"):
             if not self.client.has_collection(self.articles_name):
                 return None
         rows = self._query(self.articles_name, f"key == {_literal(META_KEY)}", ["text"])
@@ -334,7 +346,7 @@ class MilvusStore:
                 f"{self.config.where} was written in format {meta.format}; this program "
                 f"reads {FORMAT}. Run `python -m index rebuild --full`."
             )
-        with self._calling("loading the collections"):
+        with self.calling("loading the collections"):
             for name in (self.chunks_name, self.articles_name):
                 self.client.load_collection(name)
         self.meta = meta
@@ -473,7 +485,7 @@ class MilvusStore:
 
         texts = [_analyzed(query_terms(q)) for q in queries]
         out: list[Candidates | None] = []
-        with self._calling("a search"):
+        with self.calling("a search"):
             for qi, text in enumerate(texts):
                 qvec = qvecs[qi] if qvecs is not None else None
                 best = self._best_bm25(text) if mode == "hybrid" and text else 0.0
@@ -517,7 +529,7 @@ class MilvusStore:
         """Create the collections (and their indexes) when they do not exist yet."""
         from pymilvus import DataType, Function, FunctionType
 
-        with self._calling("creating the collections"):
+        with self.calling("creating the collections"):
             c = self.client
             if not c.has_collection(self.chunks_name):
                 s = c.create_schema(auto_id=False)
@@ -573,7 +585,7 @@ class MilvusStore:
 
     def drop(self) -> None:
         """Drop the collections (a rebuild for another model dimension starts afresh)."""
-        with self._calling("dropping the collections"):
+        with self.calling("dropping the collections"):
             for name in (self.chunks_name, self.articles_name):
                 _loaded.discard((self.config, name))
                 if self.client.has_collection(name):
@@ -581,7 +593,7 @@ class MilvusStore:
 
     def delete_articles(self, article_ids: Sequence[str]) -> None:
         ids = list(article_ids)
-        with self._calling("deleting articles"):
+        with self.calling("deleting articles"):
             for i in range(0, len(ids), 500):
                 expr = f"article_id in [{', '.join(map(_literal, ids[i : i + 500]))}]"
                 self.client.delete(self.chunks_name, filter=expr)
@@ -647,7 +659,7 @@ class MilvusStore:
             }
             for c, vector in zip(chunks, np.asarray(vectors, dtype=np.float32), strict=True)
         ]
-        with self._calling(f"writing {article.id}"):
+        with self.calling(f"writing {article.id}"):
             self.client.insert(self.articles_name, article_rows)
             for i in range(0, len(chunk_rows), 500):
                 self.client.insert(self.chunks_name, chunk_rows[i : i + 500])
@@ -659,7 +671,7 @@ class MilvusStore:
             "title": "", "source": "", "path": "", "url": "", "date": "", "hash": "",
             "pages": "", "text": json.dumps(asdict(meta)), "unused": [1.0, 0.0],
         }  # fmt: skip
-        with self._calling("writing the meta row"):
+        with self.calling("writing the meta row"):
             self.client.upsert(self.articles_name, [row])
             for name in (self.chunks_name, self.articles_name):
                 self.client.flush(name)  # seal what the rebuild wrote: searched indexed

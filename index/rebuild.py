@@ -29,7 +29,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,7 +87,7 @@ def ann_config(settings: IndexSettings) -> ann.AnnConfig:
     )
 
 
-def _chunker_settings(settings: IndexSettings) -> dict[str, int]:
+def chunker_settings(settings: IndexSettings) -> dict[str, int]:
     return {
         "chunk_tokens": settings.chunk_tokens,
         "chunk_overlap_tokens": settings.chunk_overlap_tokens,
@@ -147,15 +147,8 @@ def rebuild(
     with rebuild_lock(root), contextlib.closing(ArticleCache.open(root, reuse=not full)) as cache:
         sweep_unfinished(root)  # what a killed rebuild left
         notify("load", 0, 0)
-        loaded = load_articles(
-            settings.articles_dir,
-            max_article_bytes=settings.max_article_bytes,
-            max_title_chars=settings.max_title_chars,
-            cache=cache,
-        )
-        marked = mark_boilerplate(loaded.articles, cache=cache)
-        report.skipped = loaded.skipped
-        plan = _plan(settings, marked, full, report)
+        pairs = read_articles(settings, cache, report)
+        plan = _plan(settings, pairs, full, report)
         report.phases["plan"] = time.perf_counter() - started
         try:
             report.articles = len(plan.articles)
@@ -211,7 +204,7 @@ def rebuild(
                     "model": model,
                     "embedding_backend": backend,
                     "embedding_quantization": quantization,
-                    "chunker": _chunker_settings(settings),
+                    "chunker": chunker_settings(settings),
                     "extra": {"index_type_setting": settings.index_type},
                     "build_seconds": time.perf_counter() - started,
                 },
@@ -232,8 +225,62 @@ def rebuild(
     return report
 
 
+def read_articles(
+    settings: IndexSettings, cache: ArticleCache, report: RebuildReport
+) -> list[tuple[Article, str]]:
+    """Every article of the folder, boilerplate marked, with its content hash, by id.
+
+    What unchanged files gave is reused from `cache` (both vector stores plan through
+    here), so reading grows with the change; the files skipped go to `report`.
+    """
+    loaded = load_articles(
+        settings.articles_dir,
+        max_article_bytes=settings.max_article_bytes,
+        max_title_chars=settings.max_title_chars,
+        cache=cache,
+    )
+    marked = mark_boilerplate(loaded.articles, cache=cache)
+    report.skipped = loaded.skipped
+    log.info("article cache: %d files reused, %d parsed", cache.hits, cache.misses)
+    return [(a, content_hash(a)) for a in sorted(marked, key=lambda a: a.id)]
+
+
+def classify(
+    pairs: list[tuple[Article, str]],
+    old_hashes: Mapping[str, str],
+    compatible: bool,
+    report: RebuildReport,
+) -> tuple[list[Article], set[str]]:
+    """Which articles need embedding and which keep their stored vectors, counted in `report`.
+
+    Args:
+        old_hashes: content hash of each article the store holds, by id.
+        compatible: the stored vectors were made by the same model, backend and chunker.
+
+    Returns:
+        The articles to embed (new, changed, or all when not compatible) and the ids of the
+        unchanged ones.
+    """
+    unchanged: set[str] = set()
+    to_embed: list[Article] = []
+    for article, digest in pairs:
+        prior = old_hashes.get(article.id)
+        if prior is None:
+            report.added += 1
+            to_embed.append(article)
+        elif compatible and prior == digest:
+            report.unchanged += 1
+            unchanged.add(article.id)
+        else:
+            report.updated += 1
+            to_embed.append(article)
+    current_ids = {a.id for a, _ in pairs}
+    report.removed = sum(1 for aid in old_hashes if aid not in current_ids)
+    return to_embed, unchanged
+
+
 def _plan(
-    settings: IndexSettings, articles: list[Article], full: bool, report: RebuildReport
+    settings: IndexSettings, pairs: list[tuple[Article, str]], full: bool, report: RebuildReport
 ) -> _Plan:
     previous: StoredIndex | None = None
     old: dict[str, StoredArticle] = {}
@@ -259,28 +306,16 @@ def _plan(
         previous is not None
         and not full
         and previous.manifest.model == canonical_model_name(settings.embedding_model)
-        and previous.manifest.chunker == _chunker_settings(settings)
+        and previous.manifest.chunker == chunker_settings(settings)
         and _backend_kept(previous, settings)
     )
     if previous is not None and not compatible and not full:
         log.info("model, backend or chunker settings changed since the last build: full rebuild")
         report.full = True
-    pairs = [(a, content_hash(a)) for a in sorted(articles, key=lambda a: a.id)]
-    reuse: dict[str, StoredArticle] = {}
-    to_embed: list[Article] = []
-    for article, digest in pairs:
-        prior = old.get(article.id)
-        if prior is None:
-            report.added += 1
-            to_embed.append(article)
-        elif compatible and prior.hash == digest:
-            report.unchanged += 1
-            reuse[article.id] = prior
-        else:
-            report.updated += 1
-            to_embed.append(article)
-    current_ids = {a.id for a, _ in pairs}
-    report.removed = sum(1 for aid in old if aid not in current_ids)
+    to_embed, unchanged = classify(
+        pairs, {aid: a.hash for aid, a in old.items()}, compatible, report
+    )
+    reuse = {aid: old[aid] for aid in unchanged}
     return _Plan(pairs, previous, reuse, to_embed, old)
 
 

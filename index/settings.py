@@ -143,7 +143,7 @@ class IndexSettings(BaseSettings):
     milvus_collection: str = Field(
         "articles",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,180}$",
-        description="Name prefix of the collections (<name>_chunks, <name>_articles, <name>_meta).",
+        description="Name prefix of the collections (<name>_chunks, <name>_articles, <name>_lock).",
     )
     milvus_token: SecretStr | None = Field(
         None, description="Milvus server token (user:password or an API key); never logged."
@@ -154,6 +154,14 @@ class IndexSettings(BaseSettings):
         le=600,
         allow_inf_nan=False,
         description="Connect and call timeout for the Milvus server.",
+    )
+    milvus_rebuild_lease_seconds: float = Field(
+        60.0,
+        ge=10,
+        le=3600,
+        allow_inf_nan=False,
+        description="How long a rebuild's lock on a Milvus collection lasts unless renewed "
+        "(every third of it): a killed rebuild blocks others this long at most.",
     )
 
     @field_validator("articles_dir", "index_dir")

@@ -60,7 +60,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import faiss
 import numpy as np
@@ -395,17 +395,25 @@ def rebuild_lock(root: Path) -> Iterator[None]:
         raise _not_a_folder(root) from exc
     except OSError as exc:
         raise IndexFolderError(f"cannot use the index folder {root}: {_brief(exc)}") from exc
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise RebuildBusy(
-                f"another rebuild of {root} is running; try again when it ends"
-            ) from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with handle, hold_lock(handle, f"another rebuild of {root} is running; try again when it ends"):
+        yield
+
+
+@contextlib.contextmanager
+def hold_lock(handle: IO[Any], busy: str) -> Iterator[None]:
+    """An exclusive lock on the open file `handle`, dropped by the OS if the process dies.
+
+    Raises:
+        RebuildBusy: with the message `busy`, when another holds it.
+    """
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        raise RebuildBusy(busy) from exc
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def new_version_name() -> str:

@@ -415,7 +415,9 @@ def test_killed_at_random_moments_at_scale(tmp_path: Path):
     }
     write(tmp_path / "articles", articles)
     settings = settings_for(tmp_path)
-    assert rebuild(settings, HashEmbedder).published
+    initial = rebuild(settings, HashEmbedder)
+    assert initial.published
+    print(f"{n} articles, {initial.chunks} chunks, full rebuild {initial.seconds:.1f} s")
     version = current_version_name(settings.index_dir)
     files = digests(versions_dir(settings.index_dir) / version)
     for name in rng.sample(sorted(articles), max(n // 100, 3)):
@@ -424,7 +426,9 @@ def test_killed_at_random_moments_at_scale(tmp_path: Path):
     write(settings.articles_dir, fresh)
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    window = 1.5 * max(1.0, n / 3000)  # writing grows with the archive: spread the kills over it
     finished = False
+    killed_in: list[str] = []
     for _ in range(10):
         proc = subprocess.Popen(
             [sys.executable, "-c", KILLER, str(tmp_path), "never:enter", str(HERE)],
@@ -432,14 +436,17 @@ def test_killed_at_random_moments_at_scale(tmp_path: Path):
         )  # fmt: skip
         assert proc.stdout is not None
         first = proc.stdout.readline()  # writing starts (or the process ended)
-        time.sleep(rng.uniform(0.0, 1.5) if first.startswith("phase") else 0.0)
+        time.sleep(rng.uniform(0.0, window) if first.startswith("phase") else 0.0)
         proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=60)
         if proc.returncode == 0:  # it finished before the kill
             assert "finished True" in first + out, err
             finished = True
             break
+        phases = [line.split()[1] for line in (first + out).splitlines() if line[:6] == "phase "]
+        killed_in.append(phases[-1] if phases else "planning")
         assert_intact(settings, version, files)
     report = rebuild(settings, HashEmbedder)
+    print(f"killed in: {killed_in}; final incremental rebuild {report.seconds:.1f} s")
     assert report.published != finished and report.incremental != finished
     assert not [p for p in versions_dir(settings.index_dir).iterdir() if p.name[0] == "."]

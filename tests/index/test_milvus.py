@@ -8,7 +8,9 @@ own collections, named after the test.
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,10 +24,12 @@ pytest.importorskip("milvus_lite", reason="the milvus extra is not installed")
 from bot.cli import cli as bot_cli
 from bot.service import QAService
 from bot.settings import Settings
+from index.article_cache import CACHE_FILE
 from index.cli import cli as index_cli
 from index.cli import open_searcher
-from index.errors import IndexNotBuilt
+from index.errors import EmbedderUnavailable, IndexNotBuilt, RebuildBusy
 from index.live import LiveIndex, published_version
+from index.milvus_lock import RebuildLease, milvus_rebuild_lock
 from index.milvus_store import MilvusStore, milvus_config
 from index.rebuild import rebuild
 from index.settings import IndexSettings
@@ -121,7 +125,8 @@ def test_rebuild_and_hybrid_search_in_milvus(
     report = rebuild(settings, lambda: embedder)
     assert (report.articles, report.added, report.published) == (4, 4, True)
     assert report.chunks >= 4
-    assert not (tmp_path / "index").exists()  # nothing written to the FAISS folder
+    # nothing of the FAISS store is written locally, only the article cache
+    assert [p.name for p in (tmp_path / "index").iterdir()] == [CACHE_FILE]
 
     searcher = open_searcher(settings, embedder)
     assert searcher.version == report.version and searcher.stored.size == report.chunks
@@ -344,3 +349,135 @@ def test_a_model_of_another_vector_family_re_embeds_everything(
     }
     searcher = open_searcher(settings, int8)  # type: ignore[arg-type]
     assert searcher.stored.meta.embedding_backend == "onnx-int8"  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- the article cache
+
+
+def _hits(settings: IndexSettings, embedder) -> list[list[tuple[str, int, int, float]]]:
+    searcher = open_searcher(settings, embedder)
+    questions = ["harbour master dredging", "frost in the valley", "telescope mirror"]
+    return [
+        [(h.article_id, h.start, h.end, round(h.score, 4)) for h in found]
+        for mode in ("hybrid", "dense", "lexical")
+        for found in (searcher.search(q, k=3, mode=mode) for q in questions)
+    ]
+
+
+def test_a_rebuild_parses_only_the_changed_file_and_writes_what_it_would_without(
+    tmp_path: Path, lite_uri: str, request: pytest.FixtureRequest, embedder, caplog
+) -> None:
+    """The same two rebuilds into two collections, the second one's cache deleted between."""
+    folder = write_articles(tmp_path / "articles", ARTICLES)
+    cached = milvus_settings(tmp_path, lite_uri, request)
+    fresh = cached.model_copy(
+        update={"milvus_collection": f"{cached.milvus_collection}_fresh",
+                "index_dir": tmp_path / "fresh"}
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="index.rebuild"):
+        rebuild(cached, lambda: embedder)
+        assert "article cache: 0 files reused, 4 parsed" in caplog.messages
+        rebuild(fresh, lambda: embedder)
+        (folder / "orchard.txt").write_text(
+            ARTICLES["orchard.txt"].replace("minus six", "minus nine"), encoding="utf-8"
+        )
+        caplog.clear()
+        report = rebuild(cached, lambda: embedder)
+        assert "article cache: 3 files reused, 1 parsed" in caplog.messages
+        (fresh.index_dir / CACHE_FILE).unlink()
+        caplog.clear()
+        assert rebuild(fresh, lambda: embedder).published
+        assert "article cache: 0 files reused, 4 parsed" in caplog.messages
+    assert (report.updated, report.unchanged, report.published) == (1, 3, True)
+    assert {"plan", "write"} <= set(report.phases)
+
+    a, b = open_searcher(cached, embedder).stored, open_searcher(fresh, embedder).stored
+    assert a.articles() == b.articles()
+    rows = [r for x in a.articles() for r in range(x.first_chunk, x.first_chunk + x.n_chunks)]
+    assert a.chunk_rows(rows) == b.chunk_rows(rows)
+    assert _hits(cached, embedder) == _hits(fresh, embedder)
+
+
+# ---------------------------------------------------------------- one rebuild at a time
+
+
+def test_a_second_rebuild_is_refused_while_one_runs(
+    tmp_path: Path, lite_uri: str, request: pytest.FixtureRequest, embedder, monkeypatch
+) -> None:
+    write_articles(tmp_path / "articles", ARTICLES)
+    settings = milvus_settings(tmp_path, lite_uri, request)
+    config = milvus_config(settings)
+    assert config is not None
+    with milvus_rebuild_lock(config, 60):  # a rebuild of this machine (the Lite file lock)
+        with pytest.raises(RebuildBusy, match=r"^another rebuild of Milvus collection"):
+            rebuild(settings, never())
+        env = {
+            "VECTOR_STORE": "milvus", "MILVUS_URI": lite_uri,
+            "MILVUS_COLLECTION": settings.milvus_collection,
+            "ARTICLES_DIR": str(tmp_path / "articles"),
+        }  # fmt: skip
+        line = _one_line(_invoke(["rebuild", "--json"], env, monkeypatch))  # as FAISS's
+        assert "another rebuild of Milvus collection" in line and "try again" in line
+
+    other = RebuildLease(MilvusStore(config), 60)  # one on another machine: only its row
+    other.acquire()
+    with pytest.raises(RebuildBusy, match=r"another rebuild .*pid \d+, lease until"):
+        rebuild(settings, never())
+    other.release()
+    assert rebuild(settings, lambda: embedder).published
+    assert other.claims() == []
+
+
+def test_a_lapsed_lease_is_taken_over_and_its_holder_stops(
+    tmp_path: Path, lite_uri: str, request: pytest.FixtureRequest, embedder
+) -> None:
+    write_articles(tmp_path / "articles", ARTICLES)
+    settings = milvus_settings(tmp_path, lite_uri, request)
+    config = milvus_config(settings)
+    assert config is not None
+    # a rebuild killed two minutes ago (by its clock, its lease lapsed a minute ago)
+    stale = RebuildLease(MilvusStore(config), 60, clock=lambda: time.time() - 120)
+    stale.acquire()
+    assert [c.owner for c in stale.claims()] == [stale.owner]
+    assert rebuild(settings, lambda: embedder).published
+    assert stale.claims() == [], "the lapsed row was deleted, the new one released"
+    # were the old holder only stalled, it finds out at its next renewal and stops
+    assert stale.renew() is False
+    with pytest.raises(RebuildBusy, match="lost its lock"):
+        stale.check()
+
+
+def test_the_lease_is_renewed_while_a_rebuild_runs(
+    lite_uri: str, request: pytest.FixtureRequest
+) -> None:
+    from index.milvus_store import MilvusConfig
+
+    config = MilvusConfig(lite_uri, request.node.name)
+    with milvus_rebuild_lock(config, 3) as lease:
+        [before] = lease.claims()
+        time.sleep(3.5)  # longer than the lease: only renewals keep it
+        lease.check()
+        [after] = lease.claims()
+        assert after.owner == lease.owner and after.expires_at > before.expires_at
+        with pytest.raises(RebuildBusy):
+            RebuildLease(MilvusStore(config), 60).acquire()
+    assert lease.claims() == []
+
+
+def test_a_failed_rebuild_releases_the_lock_and_keeps_no_cache(
+    tmp_path: Path, lite_uri: str, request: pytest.FixtureRequest, embedder
+) -> None:
+    write_articles(tmp_path / "articles", ARTICLES)
+    settings = milvus_settings(tmp_path, lite_uri, request)
+
+    def broken():
+        raise EmbedderUnavailable("no model here")
+
+    with pytest.raises(EmbedderUnavailable):
+        rebuild(settings, broken)
+    assert not (tmp_path / "index" / CACHE_FILE).exists(), "saved only after success"
+    config = milvus_config(settings)
+    assert config is not None
+    assert RebuildLease(MilvusStore(config), 60).claims() == []
+    assert rebuild(settings, lambda: embedder).published  # neither lock is left held
+    assert (tmp_path / "index" / CACHE_FILE).is_file()
