@@ -55,9 +55,12 @@ class Run:
     answer: str
 
 
-def child_env(tmp: Path, bytecode_cache: bool) -> dict[str, str]:
+def child_env(tmp: Path, bytecode_cache: bool, pycache: Path | None = None) -> dict[str, str]:
+    """The environment of a run in `tmp`: this repository's code, none of the shell's
+    settings (nor a .env: the run's folder has none)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(CLEARED_PREFIXES)}
     env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
         INDEX_DIR=str(tmp / "index"),
         ARTICLES_DIR=str(REPO / "articles"),
         CONVERSATIONS_DB=str(tmp / "conversations.sqlite"),
@@ -66,19 +69,19 @@ def child_env(tmp: Path, bytecode_cache: bool) -> dict[str, str]:
     )
     if bytecode_cache:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+        env["PYTHONPYCACHEPREFIX"] = str(pycache or tmp / "pycache")
     else:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 
 
-def run_once(question: str, env: dict[str, str]) -> Run:
-    """One start of the chat, timed from just before the spawn."""
+def run_once(question: str, env: dict[str, str], cwd: Path) -> Run:
+    """One start of the chat in `cwd`, timed from just before the spawn."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot"],
-        cwd=REPO,
+        cwd=cwd,
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -141,16 +144,22 @@ def main() -> None:
         action="store_false",
         help="Run with PYTHONDONTWRITEBYTECODE=1 (every module compiled at each start).",
     )
+    parser.add_argument(
+        "--pycache-dir",
+        type=Path,
+        help="Keep the bytecode cache here (default: a temporary folder), so that the next "
+        "benchmark's warm-up does not compile every installed module again.",
+    )
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="first-answer-") as tmp:
-        env = child_env(Path(tmp), args.bytecode_cache)
+        env = child_env(Path(tmp), args.bytecode_cache, args.pycache_dir)
         warm = time.perf_counter()
-        run_once(args.question, env)  # builds the index (and the bytecode cache)
+        run_once(args.question, env, Path(tmp))  # builds the index (and bytecode cache)
         warm_s = time.perf_counter() - warm
         load_before = os.getloadavg()
-        runs = [run_once(args.question, env) for _ in range(max(1, args.runs))]
+        runs = [run_once(args.question, env, Path(tmp)) for _ in range(max(1, args.runs))]
         load_after = os.getloadavg()
 
     result = {

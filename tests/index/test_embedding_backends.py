@@ -25,6 +25,7 @@ from index.embedder import (
     default_cache_dir,
     ensure_exported,
     load_embedder,
+    mappable_file,
     published_backend,
     quantized_file,
     resolve_backend,
@@ -250,5 +251,7 @@ def test_two_processes_exporting_at_once_share_one_complete_export(tmp_path: Pat
         assert out.strip() == "(1, 384)"
     [folder] = [p for p in cache.iterdir() if p.is_dir()]
     names = sorted(p.name for p in folder.iterdir())
-    assert names == sorted([".lock", FP32_FILE, quantized_file(cpu_quantization())])
+    int8 = quantized_file(cpu_quantization())
+    mapped = mappable_file(int8)  # the copy ONNX Runtime memory-maps, weights in .data
+    assert names == sorted([".lock", FP32_FILE, int8, mapped, f"{mapped}.data"])
     assert sum("exporting" in err for _, err in outs) == 1  # one of them did the work
