@@ -331,10 +331,11 @@ report = rebuild(settings, lambda: embedder)
 print("finished", report.incremental, flush=True)
 """
 
+WRITE_PHASES = ("sqlite", "bm25", "vectors", "ann", "checksums", "publish")  # in this order
 # the start of each phase of writing (a phase's end is the next one's start), the moment
 # between renaming the finished version into place and swapping CURRENT, and just after
 KILL_POINTS = [
-    *(f"{phase}:enter" for phase in ("sqlite", "bm25", "vectors", "ann", "checksums", "publish")),
+    *(f"{phase}:enter" for phase in WRITE_PHASES),
     "renamed:after",
     "publish:exit",
 ]
@@ -400,8 +401,12 @@ def test_killed_at_each_phase_the_published_version_serves_untouched(
 
 @pytest.mark.slow
 def test_killed_at_random_moments_at_scale(tmp_path: Path):
-    """INCR_KILL_ARTICLES articles (default 3,000: ~8k chunks), a 1% change, SIGKILLed at
-    random moments of its incremental rebuild's writing, ten times; then let to finish."""
+    """INCR_KILL_ARTICLES articles (default 3,000: ~8k chunks), 1% changes, incremental
+    rebuilds SIGKILLed at random moments of their writing until ten kills have landed (a
+    rebuild that publishes before its kill is checked, and the next change is made); then
+    one is let finish.
+
+    Run with `-s` to see the size, the phases the kills landed in and the times."""
     n = int(os.environ.get("INCR_KILL_ARTICLES", "3000"))
     rng = random.Random(0)
     articles = {
@@ -419,34 +424,65 @@ def test_killed_at_random_moments_at_scale(tmp_path: Path):
     assert initial.published
     print(f"{n} articles, {initial.chunks} chunks, full rebuild {initial.seconds:.1f} s")
     version = current_version_name(settings.index_dir)
+    assert version is not None
     files = digests(versions_dir(settings.index_dir) / version)
-    for name in rng.sample(sorted(articles), max(n // 100, 3)):
-        (settings.articles_dir / name).unlink()
-    fresh = {f"new{i}.txt": f"New {i}\nThe quarry strike {i}." for i in range(5)}
-    write(settings.articles_dir, fresh)
 
+    def one_percent(round_: int) -> None:
+        """Delete half of 1% of the articles, edit the other half, add five."""
+        present = sorted(p.name for p in settings.articles_dir.iterdir())
+        picked = rng.sample(present, max(n // 100, 4))
+        for name in picked[::2]:
+            (settings.articles_dir / name).unlink()
+        for name in picked[1::2]:
+            path = settings.articles_dir / name
+            path.write_text(path.read_text() + f" It was revised in round {round_}.")
+        fresh = {f"new{round_}_{i}.txt": f"New {i}\nThe quarry strike {i}." for i in range(5)}
+        write(settings.articles_dir, fresh)
+
+    one_percent(0)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    window = 1.5 * max(1.0, n / 3000)  # writing grows with the archive: spread the kills over it
-    finished = False
     killed_in: list[str] = []
-    for _ in range(10):
+    published = 0
+    for run in range(1, 41):
+        if len(killed_in) == 10:
+            break
         proc = subprocess.Popen(
             [sys.executable, "-c", KILLER, str(tmp_path), "never:enter", str(HERE)],
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert proc.stdout is not None
-        first = proc.stdout.readline()  # writing starts (or the process ended)
-        time.sleep(rng.uniform(0.0, window) if first.startswith("phase") else 0.0)
+        # a random moment of a random phase: at any size, the kills spread over all of them
+        target, seen = f"phase {rng.choice(WRITE_PHASES)}", ""
+        while (line := proc.stdout.readline()) and not line.startswith(target):
+            seen += line
+        time.sleep(0.5 * rng.random() ** 2 if line else 0.0)  # mostly early: phases can be short
         proc.send_signal(signal.SIGKILL)
-        out, err = proc.communicate(timeout=60)
-        if proc.returncode == 0:  # it finished before the kill
-            assert "finished True" in first + out, err
-            finished = True
-            break
-        phases = [line.split()[1] for line in (first + out).splitlines() if line[:6] == "phase "]
-        killed_in.append(phases[-1] if phases else "planning")
-        assert_intact(settings, version, files)
+        # read on through proc.stdout: readline may have buffered lines that communicate()
+        # would skip; the process is dead, so both pipes end at once
+        out = seen + line + proc.stdout.read()
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        proc.wait(timeout=120)
+        phases = [row.split()[1] for row in out.splitlines() if row.startswith("phase ")]
+        if proc.returncode != 0 and current_version_name(settings.index_dir) == version:
+            killed_in.append(phases[-1] if phases else "planning")
+            assert_intact(settings, version, files)
+            continue
+        # it published before the kill landed: it finished, or was killed once CURRENT moved
+        if proc.returncode == 0:
+            assert "finished True" in out, err
+        else:
+            assert phases[-1] == "publish", (phases, err)
+        old = versions_dir(settings.index_dir) / version  # gone if an orphan took its place
+        assert not old.exists() or digests(old) == files, "kept, untouched"
+        version = current_version_name(settings.index_dir)
+        assert version is not None
+        open_current(settings.index_dir, checksums=True).verify()
+        files = digests(versions_dir(settings.index_dir) / version)
+        published += 1
+        one_percent(run)
+    assert len(killed_in) == 10, killed_in
     report = rebuild(settings, HashEmbedder)
-    print(f"killed in: {killed_in}; final incremental rebuild {report.seconds:.1f} s")
-    assert report.published != finished and report.incremental != finished
+    print(f"killed in {killed_in}; {published} published before their kill; {report.seconds:.1f} s")
+    assert report.published and report.incremental
     assert not [p for p in versions_dir(settings.index_dir).iterdir() if p.name[0] == "."]
