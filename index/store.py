@@ -851,6 +851,11 @@ def collect_garbage(root: Path, keep: int) -> None:
     Must be called under `rebuild_lock`: then no other writer owns a `.tmp-` folder. The
     current version is always kept, whatever its age, and so is any version a reader (in any
     process) still holds: it is deleted by a later call, once free.
+
+    A version newer than the current one was never served: a rebuild was killed after
+    renaming it into place and before moving CURRENT (nothing else moves CURRENT back). It
+    is removed first, so that it does not count among the `keep` and push out the version
+    served before the current one.
     """
     sweep_unfinished(root)
     try:
@@ -859,6 +864,11 @@ def collect_garbage(root: Path, keep: int) -> None:
         log.warning("%s: no old version removed", exc)
         return
     published = published_versions(root)
+    if current is not None:
+        for path in (p for p in published if p.name > current):
+            log.info("removing index version %s: never published (a killed rebuild's)", path.name)
+            _remove_unused(path)
+        published = [p for p in published if p.name <= current]
     for path in published[: max(len(published) - keep, 0)]:
         if path.name != current:
             _remove_unused(path)

@@ -273,6 +273,23 @@ def test_a_killed_rebuilds_debris_is_swept_by_the_next(built):
     assert not (settings.index_dir / "CURRENT.tmp").exists()
 
 
+def test_a_version_never_published_does_not_push_out_the_previous_one(built):
+    """Killed between renaming its version into place and moving CURRENT, a rebuild leaves
+    a version newer than the served one: the next rebuild removes it, and keeps the one
+    served before it among the KEEP_VERSIONS."""
+    settings, counter = built
+    vdir = versions_dir(settings.index_dir)
+    served = current_version_name(settings.index_dir)
+    assert served is not None
+    orphan = vdir / "20990101T000000000000Z-orphan"
+    shutil.copytree(vdir / served, orphan)
+    (settings.articles_dir / "extra.txt").write_text("Extra\nA new note.", encoding="utf-8")
+    assert rebuild(settings, counter.get).published
+    names = sorted(p.name for p in vdir.iterdir())
+    assert orphan.name not in names
+    assert served in names and names[-1] == current_version_name(settings.index_dir)
+
+
 def test_old_versions_are_collected(built):
     settings, counter = built
     folder = settings.articles_dir
