@@ -292,24 +292,32 @@ def _rewrite_or_cite(rewrite: str):
     return script
 
 
+def _follow_up_rewritten(index: Path, embedder, follow_up: str, standalone: str):
+    """Ask about Lindqvist, then `follow_up`, with an LLM that rewrites it as `standalone`
+    and cites its passage 1: the follow-up's Answer, and the requests the LLM received."""
+    with LLMDouble() as llm:
+        service = llm_service(index, embedder, llm)
+        for _ in range(3):  # the first answer; the follow-up's rewrite, then its answer
+            llm.respond(_rewrite_or_cite(standalone))
+        service.answer("What did Lindqvist tell the council?", conversation="rewritten")
+        answer = service.answer(follow_up, conversation="rewritten")
+    return answer, llm.requests
+
+
 def test_a_follow_up_is_rewritten_by_the_llm_and_searched_as_rewritten(
     two_articles_index: Path, embedder
 ) -> None:
     standalone = "How much money did Lindqvist ask the council for to rebuild the seawall?"
-    with LLMDouble() as llm:
-        service = llm_service(two_articles_index, embedder, llm)
-        llm.respond(_rewrite_or_cite(standalone))
-        service.answer("What did Lindqvist tell the council?", conversation="r1")
-        llm.respond(_rewrite_or_cite(standalone))
-        llm.respond(_rewrite_or_cite(standalone))
-        answer = service.answer("How much did she ask for?", conversation="r1")
-    assert [_is_condense(r) for r in llm.requests] == [False, True, False]
-    condense = llm.requests[1].user_message
+    answer, requests = _follow_up_rewritten(
+        two_articles_index, embedder, "How much did she ask for?", standalone
+    )
+    assert [_is_condense(r) for r in requests] == [False, True, False]
+    condense = requests[1].user_message
     assert "Q: What did Lindqvist tell the council?" in condense
     assert condense.rstrip().endswith("rewritten to stand alone:")
     assert "Last question: How much did she ask for?" in condense
     # The answer request asks the rewrite, with the conversation fenced after the passages.
-    assert f"Question: {standalone}" in llm.requests[2].user_message
+    assert f"Question: {standalone}" in requests[2].user_message
     assert answer.standalone_question == standalone
     assert answer.question == "How much did she ask for?"  # shown as asked
     assert cited_articles(answer) == {"harbour.txt"}
@@ -319,16 +327,12 @@ def test_a_follow_up_is_rewritten_by_the_llm_and_searched_as_rewritten(
 def test_the_rewrite_moves_the_search_where_the_offline_rules_cannot(
     two_articles_index: Path, embedder
 ) -> None:
-    # "What about the other town's news?" names nothing the offline rules can use; the
+    # "And the other story?" names nothing the offline rules can use; the
     # model, which read the conversation, can.
     standalone = "Why is the Ellerby bakery raising the price of a loaf of bread?"
-    with LLMDouble() as llm:
-        service = llm_service(two_articles_index, embedder, llm)
-        llm.respond(_rewrite_or_cite(standalone))
-        service.answer("What did Lindqvist tell the council?", conversation="r2")
-        llm.respond(_rewrite_or_cite(standalone))
-        llm.respond(_rewrite_or_cite(standalone))
-        answer = service.answer("And the other story?", conversation="r2")
+    answer, _ = _follow_up_rewritten(
+        two_articles_index, embedder, "And the other story?", standalone
+    )
     assert answer.retrieved[0].article_id == "bakery.txt"
     assert answer.answerer == "llm" and cited_articles(answer) == {"bakery.txt"}, answer
     offline = QAService(Settings(index_dir=two_articles_index), embedder=embedder)
@@ -422,11 +426,7 @@ def test_a_rewrite_cannot_vouch_for_an_off_topic_follow_up(
 ) -> None:
     # The model drags the conversation's words into a question the articles don't answer.
     standalone = "What is the capital of Peru, according to what Lindqvist told the council?"
-    with LLMDouble() as llm:
-        service = llm_service(two_articles_index, embedder, llm)
-        llm.respond(_rewrite_or_cite(standalone))
-        service.answer("What did Lindqvist tell the council?", conversation="p1")
-        llm.respond(_rewrite_or_cite(standalone))
-        llm.respond(_rewrite_or_cite(standalone))
-        off = service.answer("What is the capital of Peru?", conversation="p1")
+    off, _ = _follow_up_rewritten(
+        two_articles_index, embedder, "What is the capital of Peru?", standalone
+    )
     assert not off.found and off.text == NOT_FOUND_TEXT
