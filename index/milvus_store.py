@@ -58,7 +58,7 @@ from .models import Article, Chunk
 from .redact import redact_url, register_secret
 from .search import Candidates, Mode
 from .settings import IndexSettings
-from .store import ArticleDetails, StoredArticle
+from .store import ArticleDetails, ArticleShaping, StoredArticle
 
 log = logging.getLogger(__name__)
 _clients_lock = threading.RLock()
@@ -433,6 +433,10 @@ class MilvusStore:
         if not rows:
             return None
         return "".join(r["text"] for r in sorted(rows, key=lambda r: r["part"]))
+
+    def shaping(self, article_ids: Sequence[str]) -> dict[str, ArticleShaping]:
+        """None kept here: passages are shaped from the articles' text (`index.search`)."""
+        return {}
 
     def chunk_rows(self, rows: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Metadata and text of the given chunk rows, keyed by row (absent rows left out)."""

@@ -33,18 +33,18 @@ search inside Milvus) is its own retriever. Shaping is the same for every store.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from . import copies
 from .embedder import Embedder
 from .lexical import query_terms
 from .models import Hit, chunk_id
-from .sentences import sentences
-from .store import ArticleDetails, StoredArticle, StoredIndex
+from .sentences import sentences, window
+from .store import ArticleDetails, ArticleShaping, StoredArticle, StoredIndex
 
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
@@ -53,13 +53,8 @@ PASSAGES: tuple[Passages, ...] = ("shaped", "chunks")
 MIN_CANDIDATES = 50
 WIDEN_SENTENCES = 1  # sentences added on either side of a chunk
 MAX_PASSAGE_WORDS = 300  # neighbouring chunks are merged into one passage up to this size
-SHINGLE = 4  # words per shingle when comparing passages of different articles
-DUPLICATE_SHARE = 0.6  # share of a passage's shingles found in another returned article
 ARTICLE_CACHE = 256
 UNIT_CACHE = 20_000
-
-
-_WORD = re.compile(r"(?u)\b\w\w+\b")  # words as bm25s tokenises them
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +104,7 @@ class IndexReader(Protocol):
     def size(self) -> int: ...
     def check_embedder(self, embedder: Any) -> None: ...
     def article_text(self, article_id: str) -> str | None: ...
+    def shaping(self, article_ids: Sequence[str]) -> dict[str, ArticleShaping]: ...
     def chunk_rows(self, rows: Sequence[int]) -> dict[int, dict[str, Any]]: ...
     def article_details(self, article_ids: Sequence[str]) -> dict[str, ArticleDetails]: ...
     def articles(self) -> list[StoredArticle]: ...
@@ -191,10 +187,13 @@ class Searcher:
         # a published version never changes, so an article's text can be kept
         self._article_text = functools.lru_cache(maxsize=ARTICLE_CACHE)(stored.article_text)
         self._article_shingles = functools.lru_cache(maxsize=ARTICLE_CACHE)(
-            lambda article_id: _shingles(self._article_text(article_id) or "")
+            lambda article_id: copies.shingles(self._article_text(article_id) or "")
         )
         self._article_words = functools.lru_cache(maxsize=ARTICLE_CACHE)(
-            lambda article_id: set(_WORD.findall((self._article_text(article_id) or "").lower()))
+            lambda article_id: set(copies.words(self._article_text(article_id) or ""))
+        )
+        self._shaping = functools.lru_cache(maxsize=4 * ARTICLE_CACHE)(
+            lambda article_id: stored.shaping([article_id]).get(article_id)
         )
         self._unit_cache: dict[int, tuple[list[tuple[int, int]], tuple[int, int]]] = {}
 
@@ -323,31 +322,15 @@ class Searcher:
         return kept
 
     def _copy_of(self, passage: str, article_id: str, kept: list[Hit]) -> int | None:
-        """Index of the first kept hit of another article that already holds `passage`.
-
-        Judged against the other article's whole text, not its returned passage: a
-        syndicated copy's passage may be another part of the same story.
-        """
-        mine = _shingles(passage)
-        if not mine:
-            return None
-        need = DUPLICATE_SHARE * len(mine)
-        words = {w for shingle in mine for w in shingle}
-        seen: set[str] = set()
-        for j, h in enumerate(kept):
-            if h.article_id == article_id or h.article_id in seen:
-                continue
-            seen.add(h.article_id)
-            # A shingle can be in their text only if each of its words is: a bound from
-            # their word set (cheaper to make than their shingles) that rules out most
-            # articles before their whole text is shingled, with the same answer.
-            present = words & self._article_words(h.article_id)
-            if sum(1 for shingle in mine if present.issuperset(shingle)) < need:
-                continue
-            theirs = self._article_shingles(h.article_id)
-            if len(mine & theirs) >= need:
-                return j
-        return None
+        """Index of the first kept hit of another article that already holds `passage`."""
+        return copies.copy_of(
+            passage,
+            article_id,
+            [h.article_id for h in kept],
+            lambda other: shape.word_filter if (shape := self._shaping(other)) else None,
+            self._article_words,
+            self._article_shingles,
+        )
 
     def _units(
         self, row: int, m: dict[str, Any], meta: dict[int, dict[str, Any]], text: str
@@ -357,7 +340,9 @@ class Searcher:
         if found is None:
             if len(self._unit_cache) >= UNIT_CACHE:
                 self._unit_cache.clear()
-            found = self._unit_cache[row] = _connected_units(row, m, meta, text)
+            shape = self._shaping(m["article_id"])
+            spans = shape.sentences if shape is not None else None
+            found = self._unit_cache[row] = _connected_units(row, m, meta, text, spans)
         return found
 
 
@@ -387,7 +372,11 @@ def _hit(
 
 
 def _connected_units(
-    row: int, m: dict[str, Any], meta: dict[int, dict[str, Any]], text: str
+    row: int,
+    m: dict[str, Any],
+    meta: dict[int, dict[str, Any]],
+    text: str,
+    spans: np.ndarray | None = None,
 ) -> tuple[list[tuple[int, int]], tuple[int, int]]:
     """Sentence spans of a chunk and of the neighbouring chunks it runs on into.
 
@@ -401,7 +390,11 @@ def _connected_units(
         lo = min(lo, prev["start"])  # type: ignore[index]
     if _runs_on(m, nxt, text):
         hi = max(hi, nxt["end"])  # type: ignore[index]
-    units = [(u.start, u.end) for u in sentences(text, lo, hi) if u.end > u.start]
+    units = (
+        window(text, spans, lo, hi)  # split once, at build time
+        if spans is not None
+        else [(u.start, u.end) for u in sentences(text, lo, hi) if u.end > u.start]
+    )
     inside = [i for i, (s, e) in enumerate(units) if s >= m["start"] and e <= m["end"]]
     if not inside:  # a chunk cut inside one sentence: the chunk is its own unit
         units = (
@@ -454,13 +447,6 @@ def _joins(hit: Hit, start: int, end: int, text: str) -> bool:
     return touching and len(text[min(start, hit.start) : max(end, hit.end)].split()) <= (
         MAX_PASSAGE_WORDS
     )
-
-
-def _shingles(text: str) -> set[tuple[str, ...]]:
-    words = _WORD.findall(text.lower())
-    # zip over shifted lists: the same shingles as slicing at each offset, without a list
-    # slice per word (whole articles are shingled per query when copies are looked for)
-    return set(zip(*(words[i:] for i in range(SHINGLE)), strict=False))
 
 
 def fuse(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import sentencex
 
 from .markup import PROSE_KINDS, Block, BlockKind, blocks
@@ -55,14 +56,19 @@ def sentences(text: str, start: int = 0, end: int | None = None) -> list[Sentenc
     out: list[Sentence] = []
     for i, block in enumerate(blocks(text, lo, hi)):
         for s, e in block_sentences(text, block):
-            s, e = max(s, start), min(e, end)
-            while s < e and text[s].isspace():
-                s += 1
-            while e > s and text[e - 1].isspace():
-                e -= 1
-            if e > s:
-                out.append(Sentence(s, e, block.kind, i))
+            if cut := _cut(text, s, e, start, end):
+                out.append(Sentence(*cut, block.kind, i))
     return out
+
+
+def _cut(text: str, s: int, e: int, start: int, end: int) -> tuple[int, int] | None:
+    """Sentence `s:e` cut to the window `start:end` and stripped; None when nothing is left."""
+    s, e = max(s, start), min(e, end)
+    while s < e and text[s].isspace():
+        s += 1
+    while e > s and text[e - 1].isspace():
+        e -= 1
+    return (s, e) if e > s else None
 
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
@@ -84,6 +90,27 @@ def answer_spans(text: str, start: int = 0, end: int | None = None) -> list[tupl
     new one; given the passage text alone, the passage is its own context.
     """
     return [(u.start, u.end) for u in sentences(text, start, end) if u.answerable]
+
+
+def pack_spans(spans: list[tuple[int, int]]) -> bytes:
+    """Spans as stored with an article (little-endian int32 pairs), split once at build."""
+    return np.asarray(spans, dtype="<i4").reshape(-1, 2).tobytes()
+
+
+def unpack_spans(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<i4").reshape(-1, 2)
+
+
+def window(text: str, spans: np.ndarray, start: int, end: int) -> list[tuple[int, int]]:
+    """The units of `text[start:end]` from the stored `sentence_spans(text)` of the whole text.
+
+    What `sentence_spans(text, start, end)` finds, cut and stripped the same way, without
+    splitting again: the whole text's blocks are the context a window is read in.
+    """
+    first = int(np.searchsorted(spans[:, 1], start, side="right"))
+    stop = int(np.searchsorted(spans[:, 0], end, side="left"))
+    cuts = (_cut(text, s, e, start, end) for s, e in spans[first:stop].tolist())
+    return [c for c in cuts if c is not None]
 
 
 def block_sentences(text: str, block: Block) -> list[tuple[int, int]]:

@@ -66,7 +66,7 @@ import faiss
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
-from . import ann, lexical_terms
+from . import ann, copies, lexical_terms
 from .embedder import canonical_model_name, check_backend
 from .errors import (
     IndexDamaged,
@@ -78,6 +78,7 @@ from .errors import (
 )
 from .lexical import LexicalIndex
 from .models import Article, Chunk
+from .sentences import pack_spans, sentence_spans, unpack_spans
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,13 @@ OPEN_ATTEMPTS = 20  # CURRENT moved on while we opened the version it named: rea
 
 _VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9][A-Za-z0-9._-]{0,127})?")
+
+SHAPING_TABLE = """
+CREATE TABLE IF NOT EXISTS shaping (  -- what passage shaping reads of each article
+    article_row INTEGER PRIMARY KEY REFERENCES articles(row),
+    word_filter BLOB NOT NULL,        -- index.copies.word_filter of its text
+    sentences BLOB NOT NULL           -- index.sentences.sentence_spans, as int32 pairs
+)"""
 
 SCHEMA = """
 CREATE TABLE articles (
@@ -218,6 +226,14 @@ class ArticleDetails:
 
     date: str | None
     pages: tuple[int, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleShaping:
+    """What passage shaping reads of an article, made once at build time (`index.search`)."""
+
+    word_filter: bytes  # `index.copies.word_filter` of its text
+    sentences: np.ndarray  # (n, 2) int32: `index.sentences.sentence_spans` of its text
 
 
 @dataclass(frozen=True, slots=True)
@@ -626,7 +642,10 @@ class VersionWriter:
                     "DELETE FROM terms WHERE row >= ? AND row < ?",
                     ((s, s + n) for s, n in retired_rows),
                 )
-                for table in ("chunks", "pages"):
+                # a base written before shaping data was kept gets the table; its own
+                # articles have none and are shaped from their text (ArticleShaping)
+                conn.execute(SHAPING_TABLE)
+                for table in ("chunks", "pages", "shaping"):
                     conn.executemany(
                         f"DELETE FROM {table} WHERE article_row = ?",
                         ((a.row,) for a in self._retired),
@@ -749,6 +768,7 @@ class VersionWriter:
         conn = sqlite3.connect(path)
         try:
             conn.executescript(SCHEMA)
+            conn.execute(SHAPING_TABLE)
             conn.executemany("INSERT INTO vocab VALUES (?,?)", ((i, t) for t, i in vocab.items()))
             self._insert_rows(conn, 0, 0, terms)
             conn.commit()
@@ -789,6 +809,13 @@ class VersionWriter:
                 (first_article + i, json.dumps(list(a.pages)))
                 for i, (a, _, _, _) in enumerate(self._articles)
                 if a.pages
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO shaping VALUES (?,?,?)",
+            (
+                (first_article + i, copies.word_filter(a.text), pack_spans(sentence_spans(a.text)))
+                for i, (a, _, _, _) in enumerate(self._articles)
             ),
         )
         conn.executemany(
@@ -974,6 +1001,7 @@ class StoredIndex:
         self._hashed: set[str] = set()
         self._full_check = False  # checksums verified on open (a small version)
         self.db: sqlite3.Connection | None = None
+        self._has_shaping: bool | None = None
         fd = _lock_version(path)
         self._release = weakref.finalize(self, os.close, fd)
         try:
@@ -1237,6 +1265,31 @@ class StoredIndex:
                 )
                 for aid, date, starts in db.execute(f"{select} WHERE a.id IN ({marks})", part):
                     out[aid] = ArticleDetails(date, tuple(json.loads(starts)) if starts else None)
+        return out
+
+    def shaping(self, article_ids: Sequence[str]) -> dict[str, ArticleShaping]:
+        """What shaping reads of the given articles; none in versions written before it."""
+        ids = list(dict.fromkeys(article_ids))
+        out: dict[str, ArticleShaping] = {}
+        with self._reading() as db:
+            if self._has_shaping is None:
+                self._has_shaping = (
+                    db.execute(
+                        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'shaping'"
+                    ).fetchone()
+                    is not None
+                )
+            if not self._has_shaping:
+                return out
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                marks = ",".join("?" * len(part))
+                for aid, words, spans in db.execute(
+                    "SELECT a.id, s.word_filter, s.sentences FROM articles a JOIN shaping s "
+                    f"ON s.article_row = a.row WHERE a.id IN ({marks})",
+                    part,
+                ):
+                    out[aid] = ArticleShaping(words, unpack_spans(spans))
         return out
 
     def article_text(self, article_id: str) -> str | None:

@@ -212,6 +212,19 @@ def test_incremental_searches_like_a_full_rebuild(copy, tmp_path: Path, embedder
             for aid in ("n003.txt", "n005.txt", "n011.txt", "n017.txt")
             for r in range(old[aid].first_chunk, old[aid].first_chunk + old[aid].n_chunks)
         ]
+        twin_stored = open_current(twin.index_dir)
+        try:  # shaping data: the carried kept, the retired gone, the new ones written
+            ours, theirs = (
+                {
+                    k: (v.word_filter, v.sentences.tolist())
+                    for k, v in x.shaping(list(articles)).items()
+                }
+                for x in (stored, twin_stored)
+            )
+            assert ours == theirs and set(ours) == set(articles)
+            assert not stored.shaping(["n005.txt", "n017.txt"])
+        finally:
+            twin_stored.close()
         assert not stored.chunk_rows(gone), "retired rows have no chunk"
         assert not np.any(stored.vectors[gone]), "and no vector"
         assert not np.any(stored.lexical.scores("correction friday people gate")[gone])

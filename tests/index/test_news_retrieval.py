@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from index.rebuild import rebuild
-from index.search import MODES, Searcher, _runs_on
+from index.search import MODES, Searcher, _connected_units, _runs_on
+from index.sentences import pack_spans, sentence_spans, unpack_spans, window
 from index.settings import IndexSettings
 from index.store import open_current
 
@@ -136,3 +138,34 @@ def test_a_passage_never_reaches_across_text_between_chunks() -> None:
     assert _runs_on(first, overlapping, text)
     assert not _runs_on(first, {**touching, "article_id": "b"}, text)
     assert not _runs_on(None, first, text)
+
+
+def test_sentences_stored_at_build_give_the_units_splitting_again_gives(stored) -> None:
+    shapes = stored.shaping([a.id for a in stored.articles()])
+    assert set(shapes) == {"ferry.txt", "cod_a.txt", "cod_b.txt"}
+    rows = stored.chunk_rows(range(stored.size))
+    assert len(rows) > 6
+    for row, m in rows.items():
+        text = stored.article_text(m["article_id"])
+        spans = shapes[m["article_id"]].sentences
+        assert _connected_units(row, m, rows, text, spans) == _connected_units(row, m, rows, text)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "news/harbour-bridge-reopens.md",
+        "news/library-opening-hours.txt",
+        "docs/how-citations-work.md",
+    ],
+)
+def test_a_window_of_stored_sentences_is_the_window_split_alone(name: str) -> None:
+    text = (Path(__file__).parents[2] / "articles" / name).read_text(encoding="utf-8")
+    spans = unpack_spans(pack_spans(sentence_spans(text)))
+    cuts = [0, *(i + 2 for i in range(len(text)) if text.startswith("\n\n", i)), len(text)]
+    for a, b in itertools.combinations(cuts, 2):  # windows of whole paragraphs, like chunks
+        assert window(text, spans, a, b) == sentence_spans(text, a, b)
+    whole = [(s, e) for s, e in spans.tolist()]
+    for s, e in whole:  # and cut inside a sentence, as a too-long sentence is
+        middle = (s + e) // 2
+        assert window(text, spans, middle, e) == sentence_spans(text, middle, e)
