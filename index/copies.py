@@ -23,7 +23,7 @@ import functools
 import math
 import re
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -48,15 +48,15 @@ def shingles(text: str) -> set[tuple[str, ...]]:
 
 
 @functools.lru_cache(maxsize=1 << 17)
-def _word_hashes(word: str) -> tuple[int, int]:
-    """Two stable 32-bit hashes of a word (Python's own hash is salted per process)."""
+def _word_hash(word: str) -> int:
+    """Two stable 32-bit hashes of a word in one int (Python's own is salted per process)."""
     encoded = word.encode()
-    return zlib.crc32(encoded), zlib.crc32(encoded, _SEED) | 1
+    return zlib.crc32(encoded) | (zlib.crc32(encoded, _SEED) | 1) << 32
 
 
-def _hashes(distinct: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
-    pairs = np.array([_word_hashes(w) for w in distinct], dtype=np.uint64).reshape(-1, 2)
-    return pairs[:, 0], pairs[:, 1]
+def _hashes(distinct: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    both = np.fromiter(map(_word_hash, distinct), dtype=np.uint64, count=len(distinct))
+    return both & np.uint64(0xFFFFFFFF), both >> np.uint64(32)
 
 
 def _positions(h1: np.ndarray, h2: np.ndarray, bits: int) -> np.ndarray:
@@ -72,7 +72,7 @@ def word_filter(text: str) -> bytes:
     bits = max(64, 1 << math.ceil(math.log2(max(len(distinct) * FILTER_BITS_PER_WORD, 1))))
     flags = np.zeros(bits, dtype=bool)
     if distinct:
-        flags[_positions(*_hashes(distinct), bits).ravel().astype(np.intp)] = True
+        flags[_positions(*_hashes(list(distinct)), bits).ravel().astype(np.intp)] = True
     return np.packbits(flags, bitorder="little").tobytes()
 
 
@@ -82,11 +82,10 @@ class Passage:
     def __init__(self, text: str) -> None:
         found = words(text)
         at: dict[str, int] = {}
-        ids = [at.setdefault(w, len(at)) for w in found]
+        ids = np.array([at.setdefault(w, len(at)) for w in found], dtype=np.int64)
         # distinct shingles as rows of word ids: the same set as `shingles(text)`
-        distinct = set(zip(*(ids[i:] for i in range(SHINGLE)), strict=False))
-        self._grid = np.array(sorted(distinct), dtype=np.intp).reshape(-1, SHINGLE)
-        self.size = len(distinct)
+        self._grid = _distinct_rows(ids) if len(at) < 1 << 16 else _distinct_rows_big(ids)
+        self.size = len(self._grid)
         self.need = DUPLICATE_SHARE * self.size
         self._vocab = list(at)
         self._found = found
@@ -115,12 +114,25 @@ class Passage:
 
     def may_be_in(self, word_filter: bytes) -> bool:
         """False only when the filter's article cannot hold enough of the shingles."""
-        flags = np.frombuffer(word_filter, dtype=np.uint8)
-        if not len(flags):
-            return True
-        byte, bit = self._where(len(flags) * 8)
-        present = ((flags[byte] >> bit) & 1).all(axis=1)
-        return self._enough(present)
+        return self.may_be_in_each([word_filter])[0]
+
+    def may_be_in_each(self, word_filters: Sequence[bytes]) -> list[bool]:
+        """`may_be_in` for several articles, those with filters of one size in one step."""
+        out = [True] * len(word_filters)
+        by_size: dict[int, list[int]] = {}
+        for i, f in enumerate(word_filters):
+            if f:
+                by_size.setdefault(len(f), []).append(i)
+        for size, which in by_size.items():
+            flags = np.frombuffer(b"".join(word_filters[i] for i in which), dtype=np.uint8)
+            byte, bit = self._where(size * 8)
+            # (articles, words, hashes) -> (articles, words): every hash's bit is set
+            flags = flags.reshape(len(which), size)
+            present = ((flags[:, byte] >> bit) & 1).all(axis=2)
+            held = present[:, self._grid].all(axis=2).sum(axis=1)
+            for i, n in zip(which, held.tolist(), strict=True):
+                out[i] = n >= self.need
+        return out
 
     def may_be_in_words(self, article_words: set[str]) -> bool:
         """The same bound from the article's word set (when it has no stored filter)."""
@@ -129,6 +141,24 @@ class Passage:
 
     def is_in(self, article_shingles: set[tuple[str, ...]]) -> bool:
         return len(self.shingles & article_shingles) >= self.need
+
+
+def _distinct_rows(ids: np.ndarray) -> np.ndarray:
+    """The distinct SHINGLE-grams of `ids` (each < 2**16): each packed into one int64."""
+    if len(ids) < SHINGLE:
+        return np.zeros((0, SHINGLE), dtype=np.intp)
+    n = len(ids) - SHINGLE + 1
+    keys = np.zeros(n, dtype=np.int64)
+    for i in range(SHINGLE):
+        keys |= ids[i : i + n] << (16 * (SHINGLE - 1 - i))
+    keys = np.unique(keys)
+    shifts = 16 * np.arange(SHINGLE - 1, -1, -1, dtype=np.int64)
+    return ((keys[:, None] >> shifts) & 0xFFFF).astype(np.intp)
+
+
+def _distinct_rows_big(ids: np.ndarray) -> np.ndarray:
+    rows = set(zip(*(ids[i:].tolist() for i in range(SHINGLE)), strict=False))
+    return np.array(sorted(rows), dtype=np.intp).reshape(-1, SHINGLE)
 
 
 def copy_of(
@@ -144,22 +174,23 @@ def copy_of(
     `word_filter_of` gives an article's stored filter (None when it has none); `words_of`
     and `shingles_of` its words and shingles, made from its text only when needed.
     """
-    mine: Passage | None = None
-    seen: set[str] = set()
+    firsts: dict[str, int] = {}  # each other article at its first position, in order
     for j, other in enumerate(others):
-        if other == article_id or other in seen:
+        if other != article_id:
+            firsts.setdefault(other, j)
+    if not firsts:
+        return None
+    mine = Passage(passage)
+    if not mine.size:
+        return None
+    ids = list(firsts)
+    stored = [word_filter_of(other) for other in ids]
+    possible = mine.may_be_in_each([f or b"" for f in stored])
+    for other, kept_filter, maybe in zip(ids, stored, possible, strict=True):
+        if kept_filter is not None and not maybe:
             continue
-        seen.add(other)
-        if mine is None:  # made once, and only when there is another article to compare
-            mine = Passage(passage)
-            if not mine.size:
-                return None
-        stored = word_filter_of(other)
-        if stored is not None:
-            if not mine.may_be_in(stored):
-                continue
-        elif not mine.may_be_in_words(words_of(other)):
+        if kept_filter is None and not mine.may_be_in_words(words_of(other)):
             continue
         if mine.is_in(shingles_of(other)):
-            return j
+            return firsts[other]
     return None

@@ -175,3 +175,16 @@ def test_an_incremental_rebuild_on_a_version_without_filters_adds_them_for_new_a
         assert hits[0].also_in
     finally:
         stored.close()
+
+
+@given(st.lists(st.integers(0, (1 << 16) - 1), max_size=300), st.integers(1, 1 << 16))
+@settings(max_examples=100, deadline=None)
+def test_shingles_packed_in_one_integer_are_the_distinct_shingles(ids, spread) -> None:
+    import numpy as np
+
+    ids = np.asarray([i % spread for i in ids], dtype=np.int64)
+    packed = {tuple(r) for r in copies._distinct_rows(ids).tolist()}
+    assert packed == {tuple(r) for r in copies._distinct_rows_big(ids).tolist()}
+    assert len(packed) == len(copies._distinct_rows(ids))
+    text = " ".join(f"w{i}" for i in ids.tolist())
+    assert copies.Passage(text).size == len(copies.shingles(text))
