@@ -438,19 +438,21 @@ class MilvusStore:
         """None kept here: passages are shaped from the articles' text (`index.search`)."""
         return {}
 
-    def chunk_rows(self, rows: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """Metadata and text of the given chunk rows, keyed by row (absent rows left out)."""
+    def chunk_rows(self, rows: Sequence[int], text: bool = True) -> dict[int, dict[str, Any]]:
+        """Metadata (and text) of the given chunk rows, keyed by row (absent rows left out)."""
         ids = [int(r) for r in rows if r >= 0]
         out: dict[int, dict[str, Any]] = {}
-        fields = ["row", "ordinal", "start", "end", "article_id", "title", "source", "url", "text"]
+        fields = ["row", "ordinal", "start", "end", "article_id", "title", "source", "url"]
         for i in range(0, len(ids), 1000):
             expr = f"row in {ids[i : i + 1000]}"
-            for r in self._query(self.chunks_name, expr, fields):
+            for r in self._query(self.chunks_name, expr, fields + ["text"] * text):
                 out[r["row"]] = {
                     "ordinal": r["ordinal"], "start": r["start"], "end": r["end"],
                     "article_id": r["article_id"], "title": r["title"], "source": r["source"],
-                    "url": r["url"] or None, "text": r["text"],
+                    "url": r["url"] or None,
                 }  # fmt: skip
+                if text:
+                    out[r["row"]]["text"] = r["text"]
         return out
 
     def stored_hashes(self) -> dict[str, tuple[str, int]]:

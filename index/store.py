@@ -1297,24 +1297,28 @@ class StoredIndex:
             row = db.execute("SELECT text FROM articles WHERE id = ?", (article_id,)).fetchone()
         return row[0] if row else None
 
-    def chunk_rows(self, rows: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """Metadata and text of the given chunk rows, keyed by row."""
+    def chunk_rows(self, rows: Sequence[int], text: bool = True) -> dict[int, dict[str, Any]]:
+        """Metadata of the given chunk rows, keyed by row; with their text unless `text` is
+        False (cutting it out reads the article's whole text: shaping reads that anyway)."""
         out: dict[int, dict[str, Any]] = {}
         ids = [int(r) for r in rows]
+        column = ', substr(a.text, c.start + 1, c."end" - c.start)' if text else ""
         with self._reading() as db:
             for i in range(0, len(ids), 500):
                 part = ids[i : i + 500]
                 marks = ",".join("?" * len(part))
                 for r in db.execute(
-                    'SELECT c.row, c.ordinal, c.start, c."end", a.id, a.title, a.source, a.url, '
-                    'substr(a.text, c.start + 1, c."end" - c.start) FROM chunks c '
-                    f"JOIN articles a ON a.row = c.article_row WHERE c.row IN ({marks})",
+                    'SELECT c.row, c.ordinal, c.start, c."end", a.id, a.title, a.source, a.url'
+                    f"{column} FROM chunks c JOIN articles a ON a.row = c.article_row "
+                    f"WHERE c.row IN ({marks})",
                     part,
                 ):
                     out[r[0]] = {
                         "ordinal": r[1], "start": r[2], "end": r[3], "article_id": r[4],
-                        "title": r[5], "source": r[6], "url": r[7], "text": r[8],
+                        "title": r[5], "source": r[6], "url": r[7],
                     }  # fmt: skip
+                    if text:
+                        out[r[0]]["text"] = r[8]
         return out
 
     def stored_chunks(self, article: StoredArticle) -> list[Chunk]:

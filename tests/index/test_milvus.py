@@ -395,6 +395,9 @@ def test_a_rebuild_parses_only_the_changed_file_and_writes_what_it_would_without
     assert a.articles() == b.articles()
     rows = [r for x in a.articles() for r in range(x.first_chunk, x.first_chunk + x.n_chunks)]
     assert a.chunk_rows(rows) == b.chunk_rows(rows)
+    assert a.chunk_rows(rows, text=False) == {
+        r: {k: v for k, v in m.items() if k != "text"} for r, m in b.chunk_rows(rows).items()
+    }
     assert _hits(cached, embedder) == _hits(fresh, embedder)
 
 

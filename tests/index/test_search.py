@@ -116,6 +116,12 @@ def test_overlapping_windows_of_one_article_are_not_both_returned(small_searcher
     # The index holds overlapping windows, and raw FAISS ranks several of them together ...
     _, ids = stored.dense.search(small_searcher.embedder.encode_queries([query]), 10)
     raw = stored.chunk_rows([int(i) for i in ids[0] if i >= 0])
+    bare = stored.chunk_rows(list(raw), text=False)  # what shaping reads: no text cut out
+    assert bare == {r: {k: v for k, v in m.items() if k != "text"} for r, m in raw.items()}
+    assert all(
+        stored.article_text(m["article_id"])[m["start"] : m["end"]] == m["text"]
+        for m in raw.values()
+    )
     spans = [(m["start"], m["end"]) for m in raw.values() if m["article_id"] == "orchard.txt"]
     assert any(a != b and a[0] < b[1] and b[0] < a[1] for a in spans for b in spans), (
         "test data should produce overlapping candidates"
