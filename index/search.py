@@ -55,6 +55,7 @@ WIDEN_SENTENCES = 1  # sentences added on either side of a chunk
 MAX_PASSAGE_WORDS = 300  # neighbouring chunks are merged into one passage up to this size
 ARTICLE_CACHE = 256
 UNIT_CACHE = 20_000
+SAMPLE_STRIDE = 64  # scores sampled to estimate the lexical cut-off (`top_rows`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +134,6 @@ class DenseLexical:
         mode: Mode,
         dense_weight: float,
     ) -> list[Candidates | None]:
-        n = self.stored.size
         dense_ids: np.ndarray | None = None
         if qvecs is not None:
             _, dense_ids = self.stored.dense_search(qvecs, depth)
@@ -148,8 +148,7 @@ class DenseLexical:
             if dense_ids is not None:
                 found.update(int(i) for i in dense_ids[qi] if i >= 0)
             if lex is not None:
-                top = np.argpartition(-lex, min(depth, n) - 1)[:depth]
-                found.update(int(i) for i in top if lex[i] > 0)
+                found.update(top_rows(lex, depth).tolist())
             if not found:
                 out.append(None)
                 continue
@@ -447,6 +446,30 @@ def _joins(hit: Hit, start: int, end: int, text: str) -> bool:
     return touching and len(text[min(start, hit.start) : max(end, hit.end)].split()) <= (
         MAX_PASSAGE_WORDS
     )
+
+
+def top_rows(scores: np.ndarray, depth: int) -> np.ndarray:
+    """Rows of the `depth` highest positive scores (fewer when fewer are positive).
+
+    A partial sort of a million scores costs more than the rest of the search, so the
+    cut-off is first estimated from every SAMPLE_STRIDE-th score, and only the scores at or
+    above it are partly sorted. Whenever that leaves at least `depth` rows, the `depth`
+    best are among them; otherwise the whole array is partly sorted.
+    """
+    n = len(scores)
+    depth = min(depth, n)
+    if depth <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if n >= 8 * SAMPLE_STRIDE * depth:
+        sample = scores[::SAMPLE_STRIDE]
+        keep = 4 * depth // SAMPLE_STRIDE + 1  # ~4 x depth rows expected above the cut-off
+        cut = np.partition(sample, len(sample) - keep)[len(sample) - keep]
+        if cut > 0:
+            above = np.flatnonzero(scores >= cut)
+            if len(above) >= depth:
+                return above[np.argpartition(-scores[above], depth - 1)[:depth]]
+    top = np.argpartition(-scores, depth - 1)[:depth]
+    return top[scores[top] > 0]
 
 
 def fuse(

@@ -10,7 +10,7 @@ import pytest
 
 from index.errors import IndexDamaged, IndexMismatch
 from index.rebuild import rebuild
-from index.search import MODES, Searcher, fuse
+from index.search import MODES, Searcher, fuse, top_rows
 from index.settings import IndexSettings
 from index.store import current_version_dir, open_current
 
@@ -220,3 +220,19 @@ def test_metadata_damaged_while_serving_is_a_typed_error(
             searcher.search("part QX-7731", k=1)
     finally:
         stored.close()
+
+
+@pytest.mark.parametrize("positive", [0.001, 0.05, 0.4, 1.0])
+@pytest.mark.parametrize("depth", [1, 50, 200])
+def test_top_rows_are_the_best_positive_scores(positive: float, depth: int) -> None:
+    rng = np.random.default_rng(int(positive * 1000) + depth)
+    n = 200_000
+    scores = np.zeros(n, dtype=np.float32)
+    hit = rng.random(n) < positive
+    scores[hit] = rng.gamma(2.0, 2.0, int(hit.sum())).astype(np.float32)
+    scores[rng.integers(0, n, 30)] = scores.max()  # ties at the top
+    rows = top_rows(scores, depth)
+    assert len(set(rows.tolist())) == len(rows) == min(depth, int((scores > 0).sum()))
+    best = np.sort(scores[scores > 0])[::-1][:depth]
+    assert np.array_equal(np.sort(scores[rows])[::-1], best)
+    assert np.all(scores[rows] > 0)
