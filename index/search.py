@@ -20,7 +20,12 @@ sentences leave the chunker's overlap empty), so:
   both halves of the evidence rank high they come back whole, as one passage;
 - a passage whose text another returned article already holds (one wire story syndicated
   under several headlines, with other boilerplate) is collapsed into that article's hit,
-  which lists the copies in `Hit.also_in`, so k results are not k copies of one story.
+  which lists the copies in `Hit.also_in`, so k results are not k copies of one story
+  (`index.copies`).
+
+Shaping is a per-result cost, so what it needs of an article is made once at build time and
+stored with it (`StoredIndex.shaping`): its sentence spans and a filter of its words. A
+version or store without them is shaped from the article's text, with the same results.
 
 `passages="chunks"` returns bare chunks, ranked as before shaping existed (the benchmark's
 reference).
