@@ -1289,7 +1289,13 @@ class StoredIndex:
                     f"ON s.article_row = a.row WHERE a.id IN ({marks})",
                     part,
                 ):
-                    out[aid] = ArticleShaping(words, unpack_spans(spans))
+                    if (
+                        isinstance(words, bytes)
+                        and isinstance(spans, bytes)
+                        and len(spans) % 8 == 0
+                    ):
+                        out[aid] = ArticleShaping(words, unpack_spans(spans))
+                    # else damaged beyond what SQLite notices: shaped from its text instead
         return out
 
     def article_text(self, article_id: str) -> str | None:

@@ -188,3 +188,27 @@ def test_shingles_packed_in_one_integer_are_the_distinct_shingles(ids, spread) -
     assert len(packed) == len(copies._distinct_rows(ids))
     text = " ".join(f"w{i}" for i in ids.tolist())
     assert copies.Passage(text).size == len(copies.shingles(text))
+
+
+def test_a_damaged_shaping_row_is_shaped_from_the_text(
+    wire_index: Path, tmp_path: Path, embedder
+) -> None:
+    import shutil
+
+    root = tmp_path / "index"
+    shutil.copytree(wire_index, root)
+    question = "When will Granvik ration tap water?"
+    stored = open_current(wire_index)
+    try:
+        expected = Searcher(stored, embedder).search(question, k=3)
+    finally:
+        stored.close()
+    with sqlite3.connect(current_version_dir(root) / "meta.sqlite") as conn:
+        conn.execute("UPDATE shaping SET sentences = x'0102030405'")  # not int32 pairs
+    conn.close()
+    stored = open_current(root, checksums=False)
+    try:
+        assert stored.shaping(["wire.txt", "reprint.txt"]) == {}
+        assert Searcher(stored, embedder).search(question, k=3) == expected
+    finally:
+        stored.close()
