@@ -22,6 +22,8 @@ from articles neither saw. `--write` saves the model to bot/abstention_model.jso
 Usage::
 
     python benchmarks/calibrate_abstention.py --limit 600 [--write] [--json]
+    # keep the passages and ranked sentences: a change to the features re-fits in seconds
+    python benchmarks/calibrate_abstention.py --limit 250 --cache /tmp/calibration.pickle
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ import argparse
 import json
 import math
 import os
+import pickle
 import random
 import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -141,6 +145,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--write", action="store_true", help="save the fitted model")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--features", help="fit on these (comma-separated); default: all")
+    parser.add_argument(
+        "--cache", type=Path, help="keep each question's passages and ranked sentences here"
+    )
     args = parser.parse_args()
 
     cases = build_collection(args.dataset, args.work / "articles")
@@ -159,18 +167,33 @@ def main() -> None:
     searcher = Searcher(open_current(settings.index_dir), embedder, settings.hybrid_dense_weight)
     answerer = ExtractiveAnswerer(settings.answer_max_sentences, settings.answer_max_words)
 
-    names = list(abstention.FEATURES)
+    names = args.features.split(",") if args.features else list(abstention.FEATURES)
+    if unknown := set(names) - set(abstention.FEATURES):
+        parser.error(f"unknown features: {', '.join(sorted(unknown))}")
     unseen = math.log(1 + (searcher.stored.size + 0.5) / 0.5)  # BM25 idf of an unseen word
     rows = []
     shares_name: list[bool] = []
+    # what the features are computed from, kept so that a change to the features alone is
+    # re-fitted in seconds (`--cache`), not after 40 minutes of search and ranking
+    found: dict[str, Any] = {}
+    if args.cache and args.cache.exists():
+        with args.cache.open("rb") as fh:
+            found = pickle.load(fh)
     for c in sample:
-        hits = searcher.search(c.text, settings.search_k)
-        ranked = answerer.rank_sentences(c.text, hits, embedder)
-        idf = searcher.term_weights(c.text)
+        if c.text not in found:
+            found[c.text] = (
+                (hits := searcher.search(c.text, settings.search_k)),
+                answerer.rank_sentences(c.text, hits, embedder),
+                searcher.term_weights(c.text),
+            )
+        hits, ranked, idf = found[c.text]
         f = abstention.features(c.text, hits, ranked, idf)
         rows.append([f[n] for n in names])
         # the issue's "off-corpus questions that share names with the indexed articles"
         shares_name.append(any(idf.get(t, unseen) < unseen - 1e-9 for t in named_terms(c.text)))
+    if args.cache:
+        with args.cache.open("wb") as fh:
+            pickle.dump(found, fh)
     x = np.array(rows)
     kinds = np.array(
         [c.kind + ("_named" if c.kind == "off" and named else "") for c, named in

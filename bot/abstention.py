@@ -9,11 +9,11 @@ everywhere but misses the one rare word that carries the fact ("In what year was
 So the evidence is a small logistic model over signals that stay on one scale whatever the
 corpus size (cosines and shares of the question's idf weight, never raw BM25 scores): how
 close the best sentences are, how much of the question's weight the top passages, the best
-passage and the best sentence hold, how rare the rarest missing word is, and whether the
-best sentence has the kind of answer asked for. Its weights are fitted by
-`benchmarks/calibrate_abstention.py` on one half of SQuAD 2.0 dev's articles (on-corpus
-questions against off-corpus questions about unindexed articles and about unindexed
-paragraphs of indexed ones), checked on the other half, and shipped in
+passage and the best sentence (read with its article's title) hold, how rare the rarest
+missing word is, and whether the best sentence has the kind of answer asked for. Its
+weights are fitted by `benchmarks/calibrate_abstention.py` on one half of SQuAD 2.0 dev's
+articles (on-corpus questions against off-corpus questions about unindexed articles and
+about unindexed paragraphs of indexed ones), checked on the other half, and shipped in
 `abstention_model.json`. The output is a probability that the articles answer, which
 ABSTAIN_THRESHOLD cuts.
 """
@@ -39,7 +39,7 @@ FEATURES: tuple[str, ...] = (
     "top_passage_cosine",
     "coverage_top3",
     "coverage_best_passage",
-    "coverage_best_sentence",
+    "coverage_best_sentence_titled",
     "rarest_missing",
     "answer_type",
     "cosine_x_coverage",
@@ -57,6 +57,9 @@ class RankedSentence(Protocol):
 
     @property
     def text(self) -> str: ...
+
+    @property
+    def hit_index(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +131,20 @@ def features(
     for h in hits[:3]:
         top3.update(document_terms(f"{h.title}\n{h.text}"))
     best_passage = set(document_terms(f"{hits[0].title}\n{hits[0].text}"))
-    by_sentence = max((covered(set(document_terms(s.text))) for s in ranked[:8]), default=0.0)
+    # A sentence is read under its article's title, as a reader of news reads it under the
+    # headline: "The strike began at 6am on Monday" answers "When did the Harrowgate strike
+    # begin?" in an article headed "Dockworkers walk out at Harrowgate port".
+    titles = [set(document_terms(h.title)) for h in hits]
+    by_sentence = max(
+        (
+            covered(
+                set(document_terms(s.text))
+                | (titles[s.hit_index] if s.hit_index < len(hits) else set())
+            )
+            for s in ranked[:8]
+        ),
+        default=0.0,
+    )
     missing = [weight[t] for t in terms if t not in top3]
     best = max(s.dense for s in ranked)
     out.update(
@@ -137,7 +153,7 @@ def features(
         top_passage_cosine=hits[0].dense_score or 0.0,
         coverage_top3=covered(top3),
         coverage_best_passage=covered(best_passage),
-        coverage_best_sentence=by_sentence,
+        coverage_best_sentence_titled=by_sentence,
         rarest_missing=max(missing) / max(weight.values()) if missing else 0.0,
         answer_type=ranked[0].typed,
     )

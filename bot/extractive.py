@@ -98,6 +98,10 @@ class Scored:
     def text(self) -> str:
         return self.candidate.text
 
+    @property
+    def hit_index(self) -> int:
+        return self.candidate.hit_index
+
 
 class ExtractiveAnswerer:
     def __init__(

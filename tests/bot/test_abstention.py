@@ -108,7 +108,8 @@ def test_evidence_features_are_bounded(service: QAService) -> None:
     off_hits = searcher.search(off, 5)
     off_ranked = service.extractive.rank_sentences(off, off_hits, searcher.embedder)
     off_values = features(off, off_hits, off_ranked, searcher.term_weights(off))
-    assert values["coverage_best_sentence"] > off_values["coverage_best_sentence"]
+    key = "coverage_best_sentence_titled"
+    assert values[key] > off_values[key]
     assert values["rarest_missing"] < off_values["rarest_missing"]
 
 
@@ -125,3 +126,30 @@ def test_a_model_for_other_features_is_refused(tmp_path: Path) -> None:
     data = shipped_model().to_json() | {"features": ["no_such_signal"], "coef": [1.0]}
     with pytest.raises(ValueError, match="features"):
         EvidenceModel.from_json(data)
+
+
+def test_a_sentence_is_read_under_its_articles_title() -> None:
+    from dataclasses import dataclass
+
+    from index.models import Hit
+
+    @dataclass(frozen=True)
+    class Ranked:
+        text: str
+        hit_index: int
+        dense: float = 0.6
+        typed: float = 1.0
+
+    sentence = "The strike began at 6am on Monday 3 March, the union said."
+    headed = Hit(1, 1.0, "a#0", "a", "Dockworkers walk out at Harrowgate port", "a", 0, 60,
+                 sentence, dense_score=0.5)  # fmt: skip
+    untitled = Hit(1, 1.0, "b#0", "b", "Port news", "b", 0, 60, sentence, dense_score=0.5)
+    question = "When did the Harrowgate strike start?"
+    idf = {"harrowg": 3.0, "strike": 2.0, "start": 1.0}
+    under_title = features(question, [headed], [Ranked(sentence, 0)], idf)
+    without = features(question, [untitled], [Ranked(sentence, 0)], idf)
+    assert under_title["coverage_best_sentence_titled"] == pytest.approx(5 / 6)
+    assert without["coverage_best_sentence_titled"] == pytest.approx(2 / 6)
+    # a sentence is never read under another article's title
+    two = features(question, [untitled, headed], [Ranked(sentence, 0)], idf)
+    assert two["coverage_best_sentence_titled"] == pytest.approx(2 / 6)
