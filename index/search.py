@@ -285,11 +285,11 @@ class Searcher:
     ) -> list[Hit]:
         """The top k passages: chunks widened, runs of chunks merged, duplicates collapsed."""
         top = order[: max(4 * k, 20)]
-        top_rows = [int(rows[i]) for i in top]
-        near = {r + d for r in top_rows for d in (-1, 1) if r + d >= 0}
-        meta = self.stored.chunk_rows(sorted(set(top_rows) | near), text=False)
+        best_rows = [int(rows[i]) for i in top]
+        near = {r + d for r in best_rows for d in (-1, 1) if r + d >= 0}
+        meta = self.stored.chunk_rows(sorted(set(best_rows) | near), text=False)
         kept: list[Hit] = []
-        for i, row in zip(top.tolist(), top_rows, strict=True):
+        for i, row in zip(top.tolist(), best_rows, strict=True):
             m = meta.get(row)
             text = self._article_text(m["article_id"]) if m is not None else None
             if m is None or text is None:
